@@ -1,0 +1,73 @@
+# evr: one non-recursive Makefile.
+#
+#   make                      build/evr and every test binary
+#   make test                 run every test (unit, then command-line)
+#   make bench                run the benchmarks (figures in build/bench/)
+#   make test SAN=address,undefined   (or SAN=thread): sanitizer builds,
+#                             kept apart in build/san-<name>/
+#
+# Dependencies come from Debian through pkg-config; scripts/deps.sh installs
+# them when run as root and otherwise prints the apt-get line to run.
+
+.DEFAULT_GOAL := all
+comma := ,
+SAN ?=
+ifeq ($(SAN),)
+  O := build
+  OPT := -O2
+else
+  O := build/san-$(subst $(comma),-,$(SAN))
+  OPT := -O1 -fsanitize=$(SAN) -fno-omit-frame-pointer -fno-sanitize-recover=all
+endif
+
+CC ?= cc
+CFLAGS := -std=c11 -D_GNU_SOURCE -DSQLITE_ENABLE_PREUPDATE_HOOK -g $(OPT) -Wall -Wextra -Werror -Wshadow \
+          -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter \
+          -pthread -I. -MMD -MP
+LDFLAGS := -pthread $(if $(SAN),-fsanitize=$(SAN))
+
+ifeq ($(filter clean,$(MAKECMDGOALS)),)
+include $(O)/config.mk
+endif
+
+$(O)/config.mk: scripts/deps.sh
+	@mkdir -p $(@D)
+	@scripts/deps.sh > $@.tmp && mv $@.tmp $@
+
+MODULES := common cow_state mixer executor verifier workloads workloads/kv
+LIB_SRCS := $(foreach m,$(MODULES),$(wildcard $(m)/*.c))
+LIB_OBJS := $(LIB_SRCS:%.c=$(O)/obj/%.o)
+CLI_OBJS := $(patsubst %.c,$(O)/obj/%.o,$(wildcard cli/*.c))
+HELPER_OBJS := $(patsubst %.c,$(O)/obj/%.o,$(wildcard tests/unit/helpers/*.c))
+TEST_BINS := $(patsubst tests/unit/%.c,$(O)/tests/%,\
+               $(wildcard tests/unit/test_*.c))
+
+.PHONY: all test bench clean
+.SECONDARY:
+all: $(O)/evr $(TEST_BINS)
+
+$(O)/obj/%.o: %.c | $(O)/config.mk
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(DEPS_CFLAGS) -c $< -o $@
+
+$(O)/libevr.a: $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(O)/evr: $(CLI_OBJS) $(O)/libevr.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(DEPS_LIBS) -lm
+
+$(O)/tests/test_%: $(O)/obj/tests/unit/test_%.o $(HELPER_OBJS) $(O)/libevr.a
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(DEPS_LIBS) $(CMOCKA_LIBS) -lm
+
+test: all
+	@scripts/run-tests.sh $(O)
+
+bench: $(O)/evr
+	@scripts/bench.sh $(O)
+
+clean:
+	rm -rf build
+
+-include $(shell find $(O)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,234 @@
+/*
+ * cow_state internals shared by its .c files. Nothing outside cow_state/
+ * includes this header.
+ */
+#ifndef EVR_COW_INTERNAL_H
+#define EVR_COW_INTERNAL_H
+
+#include <pthread.h>
+
+#include "common/arena.h"
+#include "cow_state/cow_state.h"
+
+/* ------------------------------------------------------------------ values
+ *
+ * Canonical encoding of SQLite values (row images, primary keys, deltas,
+ * snapshots). One value:
+ *
+ *   offset size  field
+ *   0      1     tag: 0 NULL, 1 INTEGER, 2 REAL, 3 TEXT, 4 BLOB
+ *   1      8     INTEGER: int64 little-endian; REAL: IEEE-754 bits, LE
+ *   1      4     TEXT/BLOB: length n, little-endian
+ *   5      n     TEXT (UTF-8, no NUL) / BLOB bytes
+ *
+ * A row image is the values of the table's stored columns in declaration
+ * order; a key is the values of its PRIMARY KEY columns in key order. The
+ * encoding is a function of the values alone, so equal rows encode to equal
+ * bytes on every replica, and the row hash is XXH3-128 of the image seeded
+ * with the table's seed.
+ */
+enum { EVR_VAL_NULL = 0, EVR_VAL_INT, EVR_VAL_REAL, EVR_VAL_TEXT, EVR_VAL_BLOB };
+
+#define EVR_VALUE_BYTES_MAX (256u * 1024 * 1024)
+
+int evr__enc_value(struct evr_buf *b, sqlite3_value *v);
+
+/* Decodes n values from r and binds them to parameters first..first+n-1.
+ * EVR_ECORRUPT on malformed bytes, EVR_ESQL if binding fails. */
+int evr__bind_values(sqlite3_stmt *st, int first, struct evr_reader *r, int n);
+
+/* Checks that r holds exactly n well-formed values. */
+bool evr__values_valid(const uint8_t *p, size_t len, int n);
+
+/* ------------------------------------------------------------------ schema */
+
+struct evr__table {
+    char *name;
+    char *qname;       /* "name", quoted for SQL */
+    uint64_t seed;     /* XXH3-64 of the name: the table's id in hashes */
+    int ncols;         /* stored columns */
+    char **cols;       /* their names */
+    int *col_cid;      /* their index in the table (preupdate index) */
+    int npk;
+    int *pk;           /* positions in cols[], in key order */
+    bool hidden_rowid; /* rowid table whose key is not the rowid */
+    const char *rowid_name; /* a name that reaches the rowid, if hidden */
+
+    /* digest */
+    evr_h128 *buckets; /* EVR_DIGEST_BUCKETS sums */
+    evr_h128 root;
+    bool root_dirty;
+
+    /* statements on the sequential connection, prepared lazily */
+    sqlite3_stmt *st_select; /* image [, rowid] by key */
+    sqlite3_stmt *st_delete; /* by key */
+    sqlite3_stmt *st_insert; /* image [, rowid] */
+};
+
+struct evr__schema {
+    struct evr__table *tables; /* sorted by name */
+    int ntables;
+    struct evr_hasher *hasher; /* for the state root */
+};
+
+/* strict: the rules of cow_state.h; !strict: only "has a PRIMARY KEY". */
+int evr__schema_load(sqlite3 *db, bool strict, struct evr__schema *s,
+                     struct evr_err *err);
+void evr__schema_free(struct evr__schema *s);
+struct evr__table *evr__schema_find(struct evr__schema *s, const char *name);
+void evr__schema_finalize_stmts(struct evr__schema *s);
+
+/* ------------------------------------------------------------------ digest */
+
+/* Bucket of a key hash (the key hash is XXH3-64 of the key, table-seeded). */
+static inline uint32_t evr__bucket_of(uint64_t key_hash)
+{
+    return (uint32_t)(key_hash >> 54) & (EVR_DIGEST_BUCKETS - 1);
+}
+
+evr_h128 evr__row_hash(const struct evr__table *t, const uint8_t *img,
+                       size_t len);
+uint64_t evr__key_hash(const struct evr__table *t, const uint8_t *key,
+                       size_t len);
+
+/* Zeroes every bucket, then adds every row of every table. */
+int evr__digest_scan(sqlite3 *db, struct evr__schema *s, struct evr_err *err);
+
+/* Recomputes dirty table roots and returns the state root. */
+evr_h128 evr__digest_root(struct evr__schema *s);
+
+/* ------------------------------------------------------------------ batches */
+
+/*
+ * One touched key of a batch. pre/post are images (NULL: no row with this
+ * key). pre is captured by the hook at the key's first touch in the batch;
+ * post is re-read at batch end. Hashes of absent images are zero.
+ */
+struct evr__touch {
+    struct evr__table *t;
+    uint64_t key_hash;
+    uint8_t *key;
+    uint32_t key_len;
+    uint32_t pre_len;
+    uint8_t *pre;
+    int64_t pre_rowid;
+    evr_h128 pre_hash;
+    uint8_t *post;
+    uint32_t post_len;
+    int64_t post_rowid;
+    evr_h128 post_hash;
+    bool changed; /* post differs from pre (set at batch end) */
+};
+
+enum evr__batch_state { EVR__BATCH_FREE, EVR__BATCH_EXECUTING,
+                        EVR__BATCH_EXECUTED };
+
+struct evr__batch {
+    enum evr__batch_state state;
+    uint64_t op;
+    struct evr_arena arena;     /* touches, keys, images */
+    struct evr__touch **touch;  /* in first-touch order */
+    size_t ntouch;
+    size_t touch_cap;
+    uint32_t *slots;            /* open addressing: touch index + 1 */
+    size_t slots_mask;
+    evr_h128 pre_root;
+    evr_h128 post_root;
+    uint64_t rows_changed;
+    int capture_rc;             /* first capture failure, sticky */
+};
+
+int evr__batch_init(struct evr__batch *b, size_t bytes_max);
+void evr__batch_free(struct evr__batch *b);
+void evr__batch_clear(struct evr__batch *b);
+
+struct evr__touch *evr__batch_find(struct evr__batch *b,
+                                   const struct evr__table *t,
+                                   uint64_t key_hash, const uint8_t *key,
+                                   size_t key_len);
+
+/* Adds a touch for a key not yet in b, with its pre image (pre NULL: no row
+ * had the key). Nothing is recorded on failure (EVR_ENOMEM, EVR_ELIMIT). */
+int evr__batch_add(struct evr__batch *b, struct evr__table *t,
+                   uint64_t key_hash, const uint8_t *key, size_t key_len,
+                   const uint8_t *pre, size_t pre_len, int64_t pre_rowid);
+
+/* ------------------------------------------------------------------ cow */
+
+struct evr_cow_conn {
+    struct evr_cow *cow;
+    sqlite3 *db;
+    int index;             /* worker index; workers for the sequential conn */
+    bool internal;         /* cow's own statements: authorizer allows all */
+    bool capture_off;      /* cow's own writes (rollback): hook ignores */
+    int capture_rc;        /* hook failure since last take */
+    uint64_t busy_start_ns;/* when the current wait for the lock began */
+    struct evr_buf scratch;/* hook encoding buffer */
+    sqlite3_stmt *stmts[EVR_COW_STMT_SLOTS];
+};
+
+struct evr__delta_slot {
+    uint64_t op;
+    struct evr_buf bytes; /* encoded delta; len 0 = empty slot */
+};
+
+struct evr_cow {
+    struct evr_cow_opts opts;
+    char *path;
+    struct evr__schema schema;
+    struct evr_cow_conn *conns; /* workers + 1; the last is sequential */
+    int nconns;
+
+    pthread_mutex_t capture_mu; /* guards `executing` and batch touch maps */
+    struct evr__batch *executing;
+    bool stray_write;           /* a change outside any batch */
+    char stray_table[128];
+
+    struct evr__batch *ring;    /* depth_max uncommitted batches */
+    int ring_head;              /* oldest uncommitted */
+    int ring_count;
+    uint64_t last_op;
+    struct evr_cow_batch_stats last_stats;
+
+    struct evr__delta_slot *deltas; /* delta_retain, by op % delta_retain */
+
+    evr_h128 open_root;
+};
+
+static inline struct evr__batch *evr__ring_at(struct evr_cow *cow, int i)
+{
+    return &cow->ring[(cow->ring_head + i) % cow->opts.depth_max];
+}
+
+/* capture.c */
+void evr__capture_install(struct evr_cow_conn *c);
+int evr__batch_finalize(struct evr_cow *cow, struct evr__batch *b,
+                        struct evr_err *err);
+int evr__batch_undo(struct evr_cow *cow, struct evr__batch *b,
+                    struct evr_err *err);
+/* Turns triggers and foreign-key actions off (0) or on (1) for db. */
+void evr__set_side_effects(sqlite3 *db, int on);
+
+/* images.c: statements and image I/O on the sequential connection */
+int evr__read_row(struct evr_cow_conn *c, struct evr__table *t,
+                  const uint8_t *key, size_t key_len, struct evr_buf *img,
+                  int64_t *rowid, bool *found, struct evr_err *err);
+int evr__delete_row(struct evr_cow_conn *c, struct evr__table *t,
+                    const uint8_t *key, size_t key_len, struct evr_err *err);
+int evr__insert_row(struct evr_cow_conn *c, struct evr__table *t,
+                    const uint8_t *img, size_t img_len, const int64_t *rowid,
+                    struct evr_err *err);
+int evr__exec(struct evr_cow_conn *c, const char *sql, struct evr_err *err);
+
+/* delta.c: encodes batch b's delta (must be finalized) into out */
+int evr__delta_encode(struct evr_cow *cow, struct evr__batch *b,
+                      struct evr_buf *out, struct evr_err *err);
+
+/* cow_state.c */
+int evr__cow_open_conns(struct evr_cow *cow, struct evr_err *err);
+void evr__cow_close_conns(struct evr_cow *cow);
+int evr__sqlite_err(struct evr_err *err, sqlite3 *db, int rc,
+                    const char *what);
+struct evr_cow_conn *evr__seq(struct evr_cow *cow);
+
+#endif
