@@ -275,6 +275,15 @@ static int read_posts(struct evr_cow *cow, struct evr__batch *b,
         if (rc != 0 || !found) {
             continue;
         }
+        if (x->pre != NULL && x->pre_len == img.len &&
+            memcmp(x->pre, img.data, img.len) == 0) {
+            /* Touched but unchanged (failed or undone statements): share
+             * the pre image instead of holding a second copy. */
+            x->post = x->pre;
+            x->post_len = x->pre_len;
+            x->post_hash = x->pre_hash;
+            continue;
+        }
         x->post = evr_arena_dup(&b->arena, img.data, img.len);
         if (x->post == NULL) {
             rc = evr_err_set(err, EVR_ELIMIT,

@@ -1,0 +1,276 @@
+/* Rollback: exactness after random batches, failed statements, stacked
+ * batches, unfinished batches, capture limits and a full disk. */
+#include "tests/unit/helpers/cm.h"
+
+#include <signal.h>
+#include <sys/resource.h>
+
+#include "cow_state/cow_state.h"
+#include "tests/unit/helpers/randdb.h"
+#include "tests/unit/helpers/th.h"
+
+/* Dumps through a connection of its own: the cow's connections refuse
+ * PRAGMAs (application code must not use them). */
+static const char *g_path;
+
+struct fixture {
+    char *dir;
+    char *path;
+    struct evr_cow *cow;
+    struct evr_rng rng;
+};
+
+static struct evr_cow *open_with(const char *path, size_t batch_bytes_max)
+{
+    struct evr_cow_opts o;
+    evr_cow_opts_default(&o, path, 2);
+    o.batch_bytes_max = batch_bytes_max;
+    struct evr_cow *cow = NULL;
+    struct evr_err err = {0};
+    if (evr_cow_open(&o, &cow, &err) != 0) {
+        fail_msg("evr_cow_open: %s", err.msg);
+    }
+    return cow;
+}
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof *f);
+    f->dir = th_mkdtemp();
+    f->path = th_path(f->dir, "state.db");
+    uint64_t seed = th_seed(11);
+    randdb_create(f->path, 300, seed);
+    f->cow = open_with(f->path, 256u << 20);
+    g_path = f->path;
+    evr_rng_seed(&f->rng, seed + 1);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    evr_cow_close(f->cow);
+    free(f->path);
+    th_rmdir(f->dir);
+    free(f);
+    return 0;
+}
+
+
+static char *dump(struct evr_cow *cow)
+{
+    (void)cow;
+    return th_dump_file(g_path);
+}
+
+static void must(int rc, const struct evr_err *err)
+{
+    if (rc != 0) {
+        fail_msg("%s", err->msg);
+    }
+}
+
+static void assert_same_state(struct evr_cow *cow, const char *want_dump,
+                              evr_h128 want_root)
+{
+    char *now = dump(cow);
+    assert_string_equal(now, want_dump);
+    free(now);
+    assert_true(evr_h128_eq(evr_cow_digest(cow), want_root));
+    evr_h128 full;
+    struct evr_err err = {0};
+    must(evr_cow_digest_full(cow, &full, &err), &err);
+    assert_true(evr_h128_eq(full, want_root));
+}
+
+static void test_rollback_exact(void **state)
+{
+    struct fixture *f = *state;
+    struct evr_err err = {0};
+    for (uint64_t op = 1; op <= 120; op++) {
+        char *before = dump(f->cow);
+        evr_h128 root0 = evr_cow_digest(f->cow);
+        evr_h128 root1;
+        randdb_batch(f->cow, op, 1 + (int)evr_rng_below(&f->rng, 10), &f->rng,
+                     &root1);
+        must(evr_cow_rollback(f->cow, op, &err), &err);
+        assert_same_state(f->cow, before, root0);
+        /* Re-execute the same op number, and keep it this time. */
+        randdb_batch(f->cow, op, 3, &f->rng, &root1);
+        must(evr_cow_commit(f->cow, op, &err), &err);
+        free(before);
+    }
+}
+
+static void test_rollback_after_failed_statements(void **state)
+{
+    struct fixture *f = *state;
+    struct evr_err err = {0};
+    sqlite3 *db = evr_cow_conn_db(evr_cow_seq(f->cow));
+    th_exec(db, "BEGIN; DELETE FROM b; COMMIT");
+    /* That write was outside any batch: the cow must refuse to go on. */
+    assert_int_equal(evr_cow_batch_begin(f->cow, 1, &err), EVR_ESTATE);
+    assert_non_null(strstr(err.msg, "'b'"));
+    evr_cow_close(f->cow);
+    f->cow = open_with(f->path, 256u << 20);
+
+    char *before = dump(f->cow);
+    evr_h128 root0 = evr_cow_digest(f->cow);
+    must(evr_cow_batch_begin(f->cow, 1, &err), &err);
+    th_exec(db = evr_cow_conn_db(evr_cow_seq(f->cow)),
+            "BEGIN; INSERT INTO b VALUES('u', 1, 0), ('w', 5, 0); COMMIT");
+    /* A unique violation after a successful row change in the same
+     * statement: SQLite undoes the statement and fires no hook for it. */
+    assert_int_not_equal(th_try(db, "BEGIN; UPDATE b SET v = 7;"), SQLITE_OK);
+    th_exec(db, "COMMIT");
+    th_exec(db, "BEGIN; UPDATE a SET x = 99; ROLLBACK");
+    th_exec(db, "BEGIN; SAVEPOINT s; DELETE FROM c; ROLLBACK TO s; "
+                "DELETE FROM d; COMMIT");
+    evr_h128 root1;
+    must(evr_cow_batch_end(f->cow, &root1, &err), &err);
+    evr_h128 full;
+    must(evr_cow_digest_full(f->cow, &full, &err), &err);
+    assert_true(evr_h128_eq(full, root1));
+    must(evr_cow_rollback(f->cow, 1, &err), &err);
+    assert_same_state(f->cow, before, root0);
+    free(before);
+}
+
+static void test_stacked(void **state)
+{
+    struct fixture *f = *state;
+    struct evr_err err = {0};
+    char *dumps[6];
+    evr_h128 roots[6];
+    for (int i = 0; i < 6; i++) {
+        dumps[i] = dump(f->cow);
+        roots[i] = evr_cow_digest(f->cow);
+        evr_h128 r;
+        randdb_batch(f->cow, (uint64_t)i + 1, 6, &f->rng, &r);
+    }
+    assert_int_equal(evr_cow_uncommitted(f->cow), 6);
+    /* Commit the first two, roll back from the fifth, then from the third:
+     * every rollback lands exactly on its pre-batch state. */
+    must(evr_cow_commit(f->cow, 1, &err), &err);
+    must(evr_cow_commit(f->cow, 2, &err), &err);
+    assert_int_equal(evr_cow_rollback(f->cow, 1, &err), EVR_ESTATE);
+    must(evr_cow_rollback(f->cow, 5, &err), &err);
+    assert_same_state(f->cow, dumps[4], roots[4]);
+    assert_int_equal(evr_cow_uncommitted(f->cow), 2);
+    must(evr_cow_rollback(f->cow, 3, &err), &err);
+    assert_same_state(f->cow, dumps[2], roots[2]);
+    assert_int_equal(evr_cow_uncommitted(f->cow), 0);
+    /* An executing batch (never ended) rolls back too. */
+    must(evr_cow_batch_begin(f->cow, 3, &err), &err);
+    for (int i = 0; i < 5; i++) {
+        randdb_request(evr_cow_seq(f->cow), &f->rng);
+    }
+    must(evr_cow_rollback(f->cow, 3, &err), &err);
+    assert_same_state(f->cow, dumps[2], roots[2]);
+    for (int i = 0; i < 6; i++) {
+        free(dumps[i]);
+    }
+}
+
+static void test_commit_order_enforced(void **state)
+{
+    struct fixture *f = *state;
+    struct evr_err err = {0};
+    evr_h128 r;
+    randdb_batch(f->cow, 5, 2, &f->rng, &r);
+    randdb_batch(f->cow, 6, 2, &f->rng, &r);
+    assert_int_equal(evr_cow_commit(f->cow, 6, &err), EVR_ESTATE);
+    assert_int_equal(evr_cow_batch_begin(f->cow, 6, &err), EVR_EINVAL);
+    must(evr_cow_commit(f->cow, 5, &err), &err);
+    must(evr_cow_commit(f->cow, 6, &err), &err);
+    assert_int_equal(evr_cow_commit(f->cow, 7, &err), EVR_ESTATE);
+}
+
+/* A batch whose pre-images exceed the limit: the failing request is rolled
+ * back by its own transaction, and the batch still rolls back exactly. */
+static void test_capture_limit(void **state)
+{
+    struct fixture *f = *state;
+    struct evr_err err = {0};
+    /* Make the pre-images large: 20 KB per row of a. */
+    must(evr_cow_batch_begin(f->cow, 1, &err), &err);
+    sqlite3 *db = evr_cow_conn_db(evr_cow_seq(f->cow));
+    th_exec(db, "BEGIN; UPDATE a SET w = zeroblob(20000); COMMIT");
+    must(evr_cow_batch_end(f->cow, NULL, &err), &err);
+    must(evr_cow_commit(f->cow, 1, &err), &err);
+    evr_cow_close(f->cow);
+    f->cow = open_with(f->path, 64 * 1024);
+
+    char *before = dump(f->cow);
+    evr_h128 root0 = evr_cow_digest(f->cow);
+    struct evr_cow_conn *c = evr_cow_seq(f->cow);
+    db = evr_cow_conn_db(c);
+    must(evr_cow_batch_begin(f->cow, 2, &err), &err);
+    th_exec(db, "BEGIN; UPDATE b SET r = -1 WHERE k = "
+                "(SELECT min(k) FROM b)");
+    assert_int_equal(evr_cow_conn_take_capture_error(c), 0);
+    th_exec(db, "COMMIT");
+    th_exec(db, "BEGIN; INSERT INTO b VALUES('big', 12345, 1); "
+                "UPDATE a SET x = -2");
+    assert_int_equal(evr_cow_conn_take_capture_error(c), EVR_ELIMIT);
+    th_exec(db, "ROLLBACK");
+    evr_h128 root1;
+    must(evr_cow_batch_end(f->cow, &root1, &err), &err);
+    evr_h128 full;
+    must(evr_cow_digest_full(f->cow, &full, &err), &err);
+    assert_true(evr_h128_eq(full, root1));
+    must(evr_cow_rollback(f->cow, 2, &err), &err);
+    assert_same_state(f->cow, before, root0);
+    free(before);
+}
+
+/* The disk fills (simulated with a file size limit): the request fails,
+ * nothing is half-applied, and rollback still restores the state. */
+static void test_full_disk(void **state)
+{
+    struct fixture *f = *state;
+    struct evr_err err = {0};
+    char *before = dump(f->cow);
+    evr_h128 root0 = evr_cow_digest(f->cow);
+    sqlite3 *db = evr_cow_conn_db(evr_cow_seq(f->cow));
+    must(evr_cow_batch_begin(f->cow, 1, &err), &err);
+    th_exec(db, "BEGIN; UPDATE a SET x = 7; COMMIT");
+
+    struct rlimit old, lim;
+    getrlimit(RLIMIT_FSIZE, &old);
+    signal(SIGXFSZ, SIG_IGN);
+    lim = old;
+    lim.rlim_cur = 256 * 1024;
+    setrlimit(RLIMIT_FSIZE, &lim);
+    int rc = th_try(db, "BEGIN; INSERT INTO c SELECT id, 'fill', "
+                        "zeroblob(100000) FROM a; COMMIT");
+    char *snap = th_path(f->dir, "snap");
+    int src = evr_cow_snapshot_export(f->cow, snap, &err);
+    setrlimit(RLIMIT_FSIZE, &old);
+
+    assert_int_not_equal(rc, SQLITE_OK);
+    th_try(db, "ROLLBACK");
+    assert_int_equal(src, EVR_ESTATE); /* a batch is still uncommitted */
+    evr_h128 root1;
+    must(evr_cow_batch_end(f->cow, &root1, &err), &err);
+    must(evr_cow_rollback(f->cow, 1, &err), &err);
+    assert_same_state(f->cow, before, root0);
+    free(snap);
+    free(before);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_rollback_exact, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rollback_after_failed_statements,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stacked, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_commit_order_enforced, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_capture_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_full_disk, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

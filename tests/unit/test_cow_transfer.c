@@ -1,0 +1,301 @@
+/* Batch deltas and snapshots: round trips, and refusal of bad input that
+ * leaves the receiving replica untouched. */
+#include "tests/unit/helpers/cm.h"
+
+#include <unistd.h>
+
+#include "cow_state/cow_state.h"
+#include "tests/unit/helpers/randdb.h"
+#include "tests/unit/helpers/th.h"
+
+struct fixture {
+    char *dir;
+    char *pa, *pb;
+    struct evr_cow *a, *b;
+    struct evr_rng rng;
+};
+
+static struct evr_cow *open_cow(const char *path)
+{
+    struct evr_cow_opts o;
+    evr_cow_opts_default(&o, path, 1);
+    struct evr_cow *cow = NULL;
+    struct evr_err err = {0};
+    if (evr_cow_open(&o, &cow, &err) != 0) {
+        fail_msg("evr_cow_open: %s", err.msg);
+    }
+    return cow;
+}
+
+static void must(int rc, const struct evr_err *err)
+{
+    if (rc != 0) {
+        fail_msg("%s", err->msg);
+    }
+}
+
+/* Two replicas with the same start state. */
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof *f);
+    f->dir = th_mkdtemp();
+    f->pa = th_path(f->dir, "a.db");
+    f->pb = th_path(f->dir, "b.db");
+    uint64_t seed = th_seed(21);
+    randdb_create(f->pa, 300, seed);
+    th_copy_file(f->pa, f->pb);
+    f->a = open_cow(f->pa);
+    f->b = open_cow(f->pb);
+    evr_rng_seed(&f->rng, seed + 1);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    evr_cow_close(f->a);
+    evr_cow_close(f->b);
+    free(f->pa);
+    free(f->pb);
+    th_rmdir(f->dir);
+    free(f);
+    return 0;
+}
+
+/* Content without hidden rowids, which deltas do not carry. */
+static char *content(const char *path)
+{
+    char *dir = th_mkdtemp();
+    char *copy = th_path(dir, "c.db");
+    sqlite3 *src = th_open(path);
+    sqlite3 *dst = th_open(copy);
+    th_exec(dst, randdb_schema);
+    th_exec(dst, "CREATE TABLE keep(x INTEGER PRIMARY KEY)");
+    sqlite3_close(dst);
+    char *sql = sqlite3_mprintf("ATTACH DATABASE %Q AS c", copy);
+    th_exec(src, sql);
+    sqlite3_free(sql);
+    th_exec(src, "INSERT INTO c.a SELECT * FROM main.a ORDER BY id;"
+                 "INSERT INTO c.b SELECT * FROM main.b ORDER BY k;"
+                 "INSERT INTO c.c SELECT * FROM main.c;"
+                 "INSERT INTO c.d SELECT * FROM main.d ORDER BY k;"
+                 "DETACH DATABASE c");
+    sqlite3_close(src);
+    char *d = th_dump_file(copy);
+    free(copy);
+    th_rmdir(dir);
+    return d;
+}
+
+static void test_delta_round_trip(void **state)
+{
+    struct fixture *f = *state;
+    struct evr_err err = {0};
+    struct evr_buf delta;
+    evr_buf_init(&delta, SIZE_MAX);
+    for (uint64_t op = 1; op <= 40; op++) {
+        evr_h128 ra;
+        randdb_batch(f->a, op, 1 + (int)evr_rng_below(&f->rng, 8), &f->rng,
+                     &ra);
+        must(evr_cow_commit(f->a, op, &err), &err);
+        /* Exported after commit, from the retained copy. */
+        evr_buf_reset(&delta);
+        must(evr_cow_delta_export(f->a, op, &delta, &err), &err);
+        must(evr_cow_delta_apply(f->b, op, delta.data, delta.len, &err),
+             &err);
+        must(evr_cow_commit(f->b, op, &err), &err);
+        assert_true(evr_h128_eq(evr_cow_digest(f->b), ra));
+    }
+    evr_h128 full;
+    must(evr_cow_digest_full(f->b, &full, &err), &err);
+    assert_true(evr_h128_eq(full, evr_cow_digest(f->a)));
+    char *ca = content(f->pa);
+    char *cb = content(f->pb);
+    assert_string_equal(ca, cb);
+    free(ca);
+    free(cb);
+    evr_buf_free(&delta);
+}
+
+/* Replica b diverges in batch 1 (runs other requests); it rolls back and
+ * repairs itself from a's delta, ending on a's state. */
+static void test_delta_repairs_divergence(void **state)
+{
+    struct fixture *f = *state;
+    struct evr_err err = {0};
+    struct evr_rng other;
+    evr_rng_seed(&other, 999);
+    evr_h128 ra, rb;
+    randdb_batch(f->a, 1, 6, &f->rng, &ra);
+    randdb_batch(f->b, 1, 6, &other, &rb);
+    assert_false(evr_h128_eq(ra, rb));
+    struct evr_buf delta;
+    evr_buf_init(&delta, SIZE_MAX);
+    must(evr_cow_delta_export(f->a, 1, &delta, &err), &err);
+    /* Applying onto the diverged state is refused and changes nothing. */
+    assert_int_equal(evr_cow_delta_apply(f->b, 2, delta.data, delta.len, &err),
+                     EVR_EMISMATCH);
+    assert_true(evr_h128_eq(evr_cow_digest(f->b), rb));
+    must(evr_cow_rollback(f->b, 1, &err), &err);
+    must(evr_cow_delta_apply(f->b, 1, delta.data, delta.len, &err), &err);
+    assert_true(evr_h128_eq(evr_cow_digest(f->b), ra));
+    evr_buf_free(&delta);
+}
+
+static void test_delta_refusals(void **state)
+{
+    struct fixture *f = *state;
+    struct evr_err err = {0};
+    evr_h128 ra;
+    randdb_batch(f->a, 1, 8, &f->rng, &ra);
+    struct evr_buf delta;
+    evr_buf_init(&delta, SIZE_MAX);
+    must(evr_cow_delta_export(f->a, 1, &delta, &err), &err);
+    evr_h128 before = evr_cow_digest(f->b);
+    /* Every single-byte corruption and every truncation is refused. */
+    for (size_t i = 0; i < delta.len; i += 1 + delta.len / 97) {
+        delta.data[i] ^= 0x40;
+        int rc = evr_cow_delta_apply(f->b, 1, delta.data, delta.len, &err);
+        assert_int_equal(rc, EVR_ECORRUPT);
+        delta.data[i] ^= 0x40;
+    }
+    for (size_t n = 0; n < delta.len; n += 1 + delta.len / 31) {
+        int rc = evr_cow_delta_apply(f->b, 1, delta.data, n, &err);
+        assert_int_equal(rc, EVR_ECORRUPT);
+    }
+    assert_true(evr_h128_eq(evr_cow_digest(f->b), before));
+    assert_int_equal(evr_cow_uncommitted(f->b), 0);
+    /* An op that was never executed has no delta. */
+    assert_int_equal(evr_cow_delta_export(f->a, 77, &delta, &err),
+                     EVR_ENOENT);
+    evr_buf_free(&delta);
+}
+
+static void test_snapshot_round_trip(void **state)
+{
+    struct fixture *f = *state;
+    struct evr_err err = {0};
+    for (uint64_t op = 1; op <= 20; op++) {
+        evr_h128 r;
+        randdb_batch(f->a, op, 5, &f->rng, &r);
+        must(evr_cow_commit(f->a, op, &err), &err);
+    }
+    char *snap = th_path(f->dir, "a.snap");
+    must(evr_cow_snapshot_export(f->a, snap, &err), &err);
+    must(evr_cow_snapshot_import(f->b, snap, &err), &err);
+    assert_true(evr_h128_eq(evr_cow_digest(f->a), evr_cow_digest(f->b)));
+    char *da = th_dump_file(f->pa);
+    char *db = th_dump_file(f->pb);
+    assert_string_equal(da, db); /* hidden rowids included */
+    free(da);
+    free(db);
+    /* b goes on executing on the imported state. */
+    evr_h128 r;
+    randdb_batch(f->b, 21, 5, &f->rng, &r);
+    evr_h128 full;
+    must(evr_cow_digest_full(f->b, &full, &err), &err);
+    assert_true(evr_h128_eq(full, r));
+    must(evr_cow_rollback(f->b, 21, &err), &err);
+    free(snap);
+}
+
+static long file_size(const char *path)
+{
+    FILE *fp = fopen(path, "rb");
+    assert_non_null(fp);
+    fseek(fp, 0, SEEK_END);
+    long n = ftell(fp);
+    fclose(fp);
+    return n;
+}
+
+static void flip_byte(const char *path, long at)
+{
+    FILE *fp = fopen(path, "r+b");
+    fseek(fp, at, SEEK_SET);
+    int c = fgetc(fp);
+    fseek(fp, at, SEEK_SET);
+    fputc(c ^ 0x01, fp);
+    fclose(fp);
+}
+
+static void expect_import_refused(struct fixture *f, const char *snap,
+                                  int code, const char *needle)
+{
+    struct evr_err err = {0};
+    evr_h128 before = evr_cow_digest(f->b);
+    char *dump_before = th_dump_file(f->pb);
+    assert_int_equal(evr_cow_snapshot_import(f->b, snap, &err), code);
+    if (needle != NULL && strstr(err.msg, needle) == NULL) {
+        fail_msg("message '%s' lacks '%s'", err.msg, needle);
+    }
+    assert_true(evr_h128_eq(evr_cow_digest(f->b), before));
+    char *dump_after = th_dump_file(f->pb);
+    assert_string_equal(dump_before, dump_after);
+    free(dump_before);
+    free(dump_after);
+}
+
+static void test_snapshot_refusals(void **state)
+{
+    struct fixture *f = *state;
+    struct evr_err err = {0};
+    evr_h128 r;
+    randdb_batch(f->a, 1, 5, &f->rng, &r);
+    char *snap = th_path(f->dir, "a.snap");
+    assert_int_equal(evr_cow_snapshot_export(f->a, snap, &err), EVR_ESTATE);
+    must(evr_cow_commit(f->a, 1, &err), &err);
+    must(evr_cow_snapshot_export(f->a, snap, &err), &err);
+
+    char *missing = th_path(f->dir, "nope.snap");
+    expect_import_refused(f, missing, EVR_ENOENT, "nope.snap");
+
+    /* Damage anywhere is caught by a checksum. */
+    long n = file_size(snap);
+    for (long at = 0; at < n; at += 1 + n / 50) {
+        flip_byte(snap, at);
+        expect_import_refused(f, snap, EVR_ECORRUPT, NULL);
+        flip_byte(snap, at);
+    }
+    /* Truncation is caught by the missing END record. */
+    assert_int_equal(truncate(snap, n - 9), 0);
+    expect_import_refused(f, snap, EVR_ECORRUPT, "truncated");
+
+    /* Intact records but a claimed digest that the rows do not give: the
+     * header checksum is recomputed, so only the digest check can refuse. */
+    must(evr_cow_snapshot_export(f->a, snap, &err), &err);
+    FILE *fp = fopen(snap, "r+b");
+    uint8_t h[40];
+    assert_int_equal(fread(h, 1, 40, fp), 40);
+    h[16] ^= 0xff;
+    evr_store_u64(h + 32, evr_hash64(h, 32, 0));
+    fseek(fp, 0, SEEK_SET);
+    fwrite(h, 1, 40, fp);
+    fclose(fp);
+    expect_import_refused(f, snap, EVR_EMISMATCH, "refused");
+
+    /* And the export of an unwritable path fails with the path named. */
+    char *bad = th_path(f->dir, "no/such/dir/x.snap");
+    assert_int_equal(evr_cow_snapshot_export(f->a, bad, &err), EVR_EIO);
+    assert_non_null(strstr(err.msg, "x.snap"));
+    free(bad);
+    free(missing);
+    free(snap);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_delta_round_trip, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_delta_repairs_divergence, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_delta_refusals, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot_round_trip, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot_refusals, setup,
+                                        teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
