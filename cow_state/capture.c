@@ -28,7 +28,9 @@
 int evr__batch_init(struct evr__batch *b, size_t bytes_max)
 {
     memset(b, 0, sizeof *b);
-    evr_arena_init(&b->arena, bytes_max);
+    b->pre_bytes_max = bytes_max;
+    evr_arena_init(&b->arena, bytes_max > SIZE_MAX / 2 ? SIZE_MAX
+                                                       : 2 * bytes_max);
     return 0;
 }
 
@@ -47,6 +49,8 @@ void evr__batch_clear(struct evr__batch *b)
         memset(b->slots, 0, (b->slots_mask + 1) * sizeof *b->slots);
     }
     b->ntouch = 0;
+    b->pre_bytes = 0;
+    b->posts_dropped = false;
     b->rows_changed = 0;
     b->capture_rc = 0;
     b->state = EVR__BATCH_FREE;
@@ -123,10 +127,14 @@ int evr__batch_add(struct evr__batch *b, struct evr__table *t,
     }
     /* One allocation: a touch is recorded whole or not at all. */
     size_t extra = key_len + (pre ? pre_len : 0);
+    if (b->pre_bytes + sizeof(struct evr__touch) + extra > b->pre_bytes_max) {
+        return EVR_ELIMIT;
+    }
     struct evr__touch *x = evr_arena_alloc(&b->arena, sizeof *x + extra);
     if (x == NULL) {
         return b->arena.limit_hit ? EVR_ELIMIT : EVR_ENOMEM;
     }
+    b->pre_bytes += sizeof *x + extra;
     memset(x, 0, sizeof *x);
     x->t = t;
     x->key_hash = key_hash;
@@ -250,10 +258,15 @@ void evr__capture_install(struct evr_cow_conn *c)
 
 static bool same_image(const struct evr__touch *x)
 {
-    if (x->pre == NULL || x->post == NULL) {
-        return x->pre == x->post;
+    if (x->pre == NULL || !x->post_present) {
+        return x->pre == NULL && !x->post_present;
     }
-    return x->pre_len == x->post_len && x->pre_rowid == x->post_rowid &&
+    if (x->post == x->pre) {
+        return x->pre_rowid == x->post_rowid;
+    }
+    /* A dropped final image differs (it was not the pre image). */
+    return x->post != NULL && x->pre_len == x->post_len &&
+           x->pre_rowid == x->post_rowid &&
            memcmp(x->pre, x->post, x->pre_len) == 0;
 }
 
@@ -271,6 +284,7 @@ static int read_posts(struct evr_cow *cow, struct evr__batch *b,
                            &found, err);
         x->post = NULL;
         x->post_len = 0;
+        x->post_present = false;
         x->post_hash = (evr_h128){0, 0};
         if (rc != 0 || !found) {
             continue;
@@ -282,18 +296,20 @@ static int read_posts(struct evr_cow *cow, struct evr__batch *b,
             x->post = x->pre;
             x->post_len = x->pre_len;
             x->post_hash = x->pre_hash;
+            x->post_present = true;
             continue;
         }
-        x->post = evr_arena_dup(&b->arena, img.data, img.len);
-        if (x->post == NULL) {
-            rc = evr_err_set(err, EVR_ELIMIT,
-                             "batch %llu: final images exceed the batch "
-                             "memory limit",
-                             (unsigned long long)b->op);
-            break;
-        }
         x->post_len = (uint32_t)img.len;
-        x->post_hash = evr__row_hash(x->t, x->post, x->post_len);
+        x->post_hash = evr__row_hash(x->t, img.data, img.len);
+        /* Final images serve only deltas: when they do not fit, keep the
+         * hashes (the digest needs them) and let the delta go. */
+        x->post = b->posts_dropped
+                      ? NULL
+                      : evr_arena_dup(&b->arena, img.data, img.len);
+        if (x->post == NULL) {
+            b->posts_dropped = true;
+        }
+        x->post_present = true;
     }
     if (rc == 0) {
         rc = evr__exec(c, "COMMIT", err);

@@ -60,7 +60,8 @@ struct evr_cow_opts {
     int workers;             /* worker connections, 0..EVR_COW_WORKERS_MAX */
     bool capture;            /* false: no hook, no digest (benchmarks only) */
     int depth_max;           /* uncommitted batches allowed, 1.. */
-    size_t batch_bytes_max;  /* captured pre-images per batch */
+    size_t batch_bytes_max;  /* captured pre-images per batch (final
+                                images may take as much again) */
     int delta_retain;        /* committed deltas kept for export, 0.. */
     int synchronous;         /* PRAGMA synchronous: 0 off, 1 normal, 2 full */
     int64_t mmap_bytes;      /* PRAGMA mmap_size */

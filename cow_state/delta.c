@@ -104,10 +104,10 @@ static int put_entry(const struct evr__touch *x, int table,
                      struct evr_buf *out)
 {
     int rc = evr_buf_put_u16(out, (uint16_t)table);
-    rc = rc ? rc : evr_buf_put_u8(out, x->post ? DELTA_PUT : DELTA_DEL);
+    rc = rc ? rc : evr_buf_put_u8(out, x->post_present ? DELTA_PUT : DELTA_DEL);
     rc = rc ? rc : evr_buf_put_u32(out, x->key_len);
     rc = rc ? rc : evr_buf_put(out, x->key, x->key_len);
-    if (rc == 0 && x->post != NULL) {
+    if (rc == 0 && x->post_present) {
         rc = evr_buf_put_u32(out, x->post_len);
         rc = rc ? rc : evr_buf_put(out, x->post, x->post_len);
     }
@@ -119,6 +119,12 @@ int evr__delta_encode(struct evr_cow *cow, struct evr__batch *b,
 {
     if (b->state != EVR__BATCH_EXECUTED) {
         return evr_err_set(err, EVR_ESTATE, "batch %llu is not finalized",
+                           (unsigned long long)b->op);
+    }
+    if (b->posts_dropped) {
+        return evr_err_set(err, EVR_ENOENT,
+                           "the delta of batch %llu was not kept: its final "
+                           "images exceed the batch memory limit",
                            (unsigned long long)b->op);
     }
     struct evr__touch **v = malloc((b->rows_changed + 1) * sizeof *v);

@@ -113,8 +113,9 @@ struct evr__touch {
     uint8_t *pre;
     int64_t pre_rowid;
     evr_h128 pre_hash;
-    uint8_t *post;
+    uint8_t *post;     /* NULL if absent, or if dropped (batch->posts_dropped) */
     uint32_t post_len;
+    bool post_present; /* a row has this key at batch end */
     int64_t post_rowid;
     evr_h128 post_hash;
     bool changed; /* post differs from pre (set at batch end) */
@@ -127,6 +128,9 @@ struct evr__batch {
     enum evr__batch_state state;
     uint64_t op;
     struct evr_arena arena;     /* touches, keys, images */
+    size_t pre_bytes;           /* of touches and pre images */
+    size_t pre_bytes_max;       /* the arena holds twice this: final
+                                   images get the other half */
     struct evr__touch **touch;  /* in first-touch order */
     size_t ntouch;
     size_t touch_cap;
@@ -135,6 +139,8 @@ struct evr__batch {
     evr_h128 pre_root;
     evr_h128 post_root;
     uint64_t rows_changed;
+    bool posts_dropped;         /* final images did not fit: hashes only,
+                                   no delta */
     int capture_rc;             /* first capture failure, sticky */
 };
 
