@@ -48,18 +48,22 @@ all: $(O)/evr $(TEST_BINS)
 
 $(O)/obj/%.o: %.c | $(O)/config.mk
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(DEPS_CFLAGS) -c $< -o $@
+	@echo "  CC $<"
+	@$(CC) $(CFLAGS) $(DEPS_CFLAGS) -c $< -o $@
 
 $(O)/libevr.a: $(LIB_OBJS)
 	@rm -f $@
-	ar rcs $@ $^
+	@echo "  AR $@"
+	@ar rcs $@ $^
 
 $(O)/evr: $(CLI_OBJS) $(O)/libevr.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(DEPS_LIBS) -lm
+	@echo "  LD $@"
+	@$(CC) $(LDFLAGS) -o $@ $^ $(DEPS_LIBS) -lm
 
 $(O)/tests/test_%: $(O)/obj/tests/unit/test_%.o $(HELPER_OBJS) $(O)/libevr.a
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) -o $@ $^ $(DEPS_LIBS) $(CMOCKA_LIBS) -lm
+	@echo "  LD $@"
+	@$(CC) $(LDFLAGS) -o $@ $^ $(DEPS_LIBS) $(CMOCKA_LIBS) -lm
 
 test: all
 	@scripts/run-tests.sh $(O)

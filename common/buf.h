@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 struct evr_buf {
     uint8_t *data;
@@ -35,18 +36,32 @@ int evr_buf_put_u16(struct evr_buf *b, uint16_t v);
 int evr_buf_put_u32(struct evr_buf *b, uint32_t v);
 int evr_buf_put_u64(struct evr_buf *b, uint64_t v);
 
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define EVR_LITTLE_ENDIAN 1
+#else
+#define EVR_LITTLE_ENDIAN 0
+#endif
+
 static inline void evr_store_u32(uint8_t *p, uint32_t v)
 {
+#if EVR_LITTLE_ENDIAN
+    memcpy(p, &v, 4);
+#else
     for (int i = 0; i < 4; i++) {
         p[i] = (uint8_t)(v >> (8 * i));
     }
+#endif
 }
 
 static inline void evr_store_u64(uint8_t *p, uint64_t v)
 {
+#if EVR_LITTLE_ENDIAN
+    memcpy(p, &v, 8);
+#else
     for (int i = 0; i < 8; i++) {
         p[i] = (uint8_t)(v >> (8 * i));
     }
+#endif
 }
 
 static inline uint16_t evr_load_u16(const uint8_t *p)
@@ -56,20 +71,32 @@ static inline uint16_t evr_load_u16(const uint8_t *p)
 
 static inline uint32_t evr_load_u32(const uint8_t *p)
 {
+#if EVR_LITTLE_ENDIAN
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+#else
     uint32_t v = 0;
     for (int i = 3; i >= 0; i--) {
         v = (v << 8) | p[i];
     }
     return v;
+#endif
 }
 
 static inline uint64_t evr_load_u64(const uint8_t *p)
 {
+#if EVR_LITTLE_ENDIAN
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+#else
     uint64_t v = 0;
     for (int i = 7; i >= 0; i--) {
         v = (v << 8) | p[i];
     }
     return v;
+#endif
 }
 
 /*

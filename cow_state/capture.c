@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/clock.h"
 #include "cow_state/internal.h"
 
 /* ------------------------------------------------------------ touch map */
@@ -222,6 +223,7 @@ static void on_preupdate(void *arg, sqlite3 *db, int op, const char *zdb,
         return;
     }
     struct evr_cow *cow = c->cow;
+    uint64_t t0 = evr_now_ns();
     pthread_mutex_lock(&cow->capture_mu);
     struct evr__batch *b = cow->executing;
     int rc = 0;
@@ -247,6 +249,8 @@ static void on_preupdate(void *arg, sqlite3 *db, int op, const char *zdb,
         }
     }
     pthread_mutex_unlock(&cow->capture_mu);
+    c->hook_calls++;
+    c->hook_ns += evr_now_ns() - t0;
 }
 
 void evr__capture_install(struct evr_cow_conn *c)
@@ -276,7 +280,7 @@ static int read_posts(struct evr_cow *cow, struct evr__batch *b,
     struct evr_cow_conn *c = evr__seq(cow);
     struct evr_buf img;
     evr_buf_init(&img, SIZE_MAX);
-    int rc = evr__exec(c, "BEGIN", err);
+    int rc = evr__seq_txn(cow, true, err);
     for (size_t i = 0; rc == 0 && i < b->ntouch; i++) {
         struct evr__touch *x = b->touch[i];
         bool found = false;
@@ -312,7 +316,7 @@ static int read_posts(struct evr_cow *cow, struct evr__batch *b,
         x->post_present = true;
     }
     if (rc == 0) {
-        rc = evr__exec(c, "COMMIT", err);
+        rc = evr__seq_txn(cow, false, err);
     } else {
         sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
     }

@@ -67,9 +67,10 @@ void evr_cow_opts_default(struct evr_cow_opts *o, const char *path,
     o->batch_bytes_max = 256u << 20;
     o->delta_retain = 64;
     o->synchronous = 1;
-    o->mmap_bytes = 1LL << 30;
+    o->mmap_bytes = 0x7fff0000; /* Debian's SQLITE_MAX_MMAP_SIZE */
     o->cache_kib = 16384;
     o->busy_timeout_ms = 10000;
+    o->checkpoint_pages = 4096;
 }
 
 struct evr_cow_conn *evr__seq(struct evr_cow *cow)
@@ -188,7 +189,12 @@ static int conn_open(struct evr_cow *cow, int index, struct evr_err *err)
     c->internal = true;
     evr_buf_init(&c->scratch, SIZE_MAX);
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
-    int rc = sqlite3_open_v2(cow->path, &c->db, flags, NULL);
+    int rc = evr__vfs_setup();
+    if (rc != SQLITE_OK) {
+        return evr_err_set(err, EVR_ESQL, "registering the evr VFS: %s",
+                           sqlite3_errstr(rc));
+    }
+    rc = sqlite3_open_v2(cow->path, &c->db, flags, EVR__VFS_NAME);
     if (rc != SQLITE_OK) {
         evr__sqlite_err(err, c->db, rc, cow->path);
         sqlite3_close(c->db);
@@ -206,6 +212,7 @@ static int conn_open(struct evr_cow *cow, int index, struct evr_err *err)
     if (cow->opts.capture) {
         evr__capture_install(c);
     }
+    evr__ckpt_install(cow, c->db);
     return 0;
 }
 
@@ -224,10 +231,19 @@ static void conn_close(struct evr_cow_conn *c)
 
 void evr__cow_close_conns(struct evr_cow *cow)
 {
+    evr__ckpt_stop(cow);
     if (cow->conns == NULL) {
         return;
     }
     evr__schema_finalize_stmts(&cow->schema);
+    sqlite3_finalize(cow->st_begin);
+    sqlite3_finalize(cow->st_commit);
+    cow->st_begin = cow->st_commit = NULL;
+    for (int i = 0; i < cow->nconns; i++) {
+        cow->stats.hook_calls += cow->conns[i].hook_calls;
+        cow->stats.hook_ns += cow->conns[i].hook_ns;
+        cow->conns[i].hook_calls = cow->conns[i].hook_ns = 0;
+    }
     /* The sequential connection last: closing the last connection
      * checkpoints the WAL into the database file. */
     for (int i = 0; i < cow->nconns; i++) {
@@ -272,6 +288,9 @@ int evr__cow_open_conns(struct evr_cow *cow, struct evr_err *err)
         rc = conn_open(cow, i, err);
     }
     if (rc == 0) {
+        rc = evr__ckpt_start(cow, err);
+    }
+    if (rc == 0) {
         for (int i = 0; i < cow->nconns; i++) {
             cow->conns[i].internal = false;
         }
@@ -298,7 +317,8 @@ static int check_opts(const struct evr_cow_opts *o, struct evr_err *err)
                            o->delta_retain);
     }
     if (o->synchronous < 0 || o->synchronous > 3 || o->cache_kib < 0 ||
-        o->mmap_bytes < 0 || o->busy_timeout_ms < 0) {
+        o->mmap_bytes < 0 || o->busy_timeout_ms < 0 ||
+        o->checkpoint_pages < 1) {
         return evr_err_set(err, EVR_EINVAL, "bad SQLite tuning options");
     }
     return 0;
@@ -317,7 +337,7 @@ static int cow_alloc(struct evr_cow *cow, struct evr_err *err)
         evr__batch_init(&cow->ring[i], o->batch_bytes_max);
     }
     for (int i = 0; i < o->delta_retain; i++) {
-        evr_buf_init(&cow->deltas[i].bytes, SIZE_MAX);
+        evr__batch_init(&cow->deltas[i].batch, o->batch_bytes_max);
     }
     return 0;
 }
@@ -371,7 +391,7 @@ void evr_cow_close(struct evr_cow *cow)
         evr__batch_free(&cow->ring[i]);
     }
     for (int i = 0; cow->deltas && i < cow->opts.delta_retain; i++) {
-        evr_buf_free(&cow->deltas[i].bytes);
+        evr__batch_free(&cow->deltas[i].batch);
     }
     free(cow->ring);
     free(cow->deltas);
@@ -410,11 +430,10 @@ sqlite3 *evr_cow_conn_db(struct evr_cow_conn *c)
 
 int evr_cow_conn_take_capture_error(struct evr_cow_conn *c)
 {
-    struct evr_cow *cow = c->cow;
-    pthread_mutex_lock(&cow->capture_mu);
+    /* No lock: capture_rc is written by the hook on this connection's
+     * thread, which is the thread that takes it. */
     int rc = c->capture_rc;
     c->capture_rc = 0;
-    pthread_mutex_unlock(&cow->capture_mu);
     return rc;
 }
 
@@ -522,6 +541,7 @@ int evr_cow_batch_end(struct evr_cow *cow, evr_h128 *state_root,
         cow->executing = NULL;
     }
     pthread_mutex_unlock(&cow->capture_mu);
+    uint64_t t0 = evr_now_ns();
     if (rc == 0) {
         rc = evr__batch_finalize(cow, b, err);
     }
@@ -529,28 +549,27 @@ int evr_cow_batch_end(struct evr_cow *cow, evr_h128 *state_root,
         return evr_err_wrap(err, rc, "ending batch %llu",
                             (unsigned long long)b->op);
     }
-    cow->last_stats.rows_touched = b->ntouch;
-    cow->last_stats.rows_changed = b->rows_changed;
+    cow->stats.batches++;
+    cow->stats.rows_touched += b->ntouch;
+    cow->stats.rows_changed += b->rows_changed;
+    cow->stats.end_ns += evr_now_ns() - t0;
     if (state_root != NULL) {
         *state_root = b->post_root;
     }
     return 0;
 }
 
+/* Keeps committed batch b for delta export by swapping it with the oldest
+ * retained one, whose memory b's ring slot reuses. */
 static void retain_delta(struct evr_cow *cow, struct evr__batch *b)
 {
     if (cow->opts.delta_retain == 0) {
         return;
     }
     struct evr__delta_slot *d = &cow->deltas[b->op % cow->opts.delta_retain];
-    evr_buf_reset(&d->bytes);
-    d->op = b->op;
-    if (evr__delta_encode(cow, b, &d->bytes, NULL) != 0) {
-        /* Out of memory: this delta is simply not retained; a replica that
-         * needs it falls back to state transfer. */
-        evr_buf_reset(&d->bytes);
-        d->op = 0;
-    }
+    struct evr__batch old = d->batch;
+    d->batch = *b;
+    *b = old;
 }
 
 int evr_cow_commit(struct evr_cow *cow, uint64_t op, struct evr_err *err)
@@ -606,6 +625,7 @@ int evr_cow_rollback(struct evr_cow *cow, uint64_t op, struct evr_err *err)
         cow->executing = NULL;
     }
     pthread_mutex_unlock(&cow->capture_mu);
+    uint64_t t0 = evr_now_ns();
     while (rc == 0 && cow->ring_count > first) {
         struct evr__batch *b = evr__ring_at(cow, cow->ring_count - 1);
         rc = evr__batch_undo(cow, b, err);
@@ -617,6 +637,8 @@ int evr_cow_rollback(struct evr_cow *cow, uint64_t op, struct evr_err *err)
     if (rc == 0) {
         /* Ops may be reused after a rollback (re-execution of batch op). */
         cow->last_op = op - 1;
+        cow->stats.rollbacks++;
+        cow->stats.rollback_ns += evr_now_ns() - t0;
     }
     return rc;
 }
@@ -631,10 +653,13 @@ int evr_cow_uncommitted(const struct evr_cow *cow)
     return cow->ring_count;
 }
 
-void evr_cow_last_batch_stats(const struct evr_cow *cow,
-                              struct evr_cow_batch_stats *out)
+void evr_cow_stats(const struct evr_cow *cow, struct evr_cow_stats *out)
 {
-    *out = cow->last_stats;
+    *out = cow->stats;
+    for (int i = 0; i < cow->nconns; i++) {
+        out->hook_calls += cow->conns[i].hook_calls;
+        out->hook_ns += cow->conns[i].hook_ns;
+    }
 }
 
 /* ------------------------------------------------------------ digests */

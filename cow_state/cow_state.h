@@ -67,10 +67,13 @@ struct evr_cow_opts {
     int64_t mmap_bytes;      /* PRAGMA mmap_size */
     int cache_kib;           /* PRAGMA cache_size = -cache_kib per conn */
     int busy_timeout_ms;     /* how long a writer waits for the write lock */
+    int checkpoint_pages;    /* WAL size that wakes the checkpointer */
 };
 
 /* Defaults: capture on, depth 64, 256 MiB per batch, 64 deltas kept,
- * synchronous NORMAL, 1 GiB mmap, 16 MiB cache, 10 s busy timeout. */
+ * synchronous NORMAL, mmap of up to 2 GiB, 16 MiB cache per connection,
+ * 10 s busy timeout, checkpoints from 4096 WAL pages on (in the background:
+ * cow_state/checkpoint.c). */
 void evr_cow_opts_default(struct evr_cow_opts *o, const char *path,
                           int workers);
 
@@ -139,13 +142,22 @@ uint64_t evr_cow_last_op(const struct evr_cow *cow);
 /* Number of uncommitted batches (including an executing one). */
 int evr_cow_uncommitted(const struct evr_cow *cow);
 
-struct evr_cow_batch_stats {
-    uint64_t rows_touched; /* distinct keys the hook saw */
-    uint64_t rows_changed; /* keys whose final image differs */
+/* Totals since open: what capture costs, measured where it happens. */
+struct evr_cow_stats {
+    uint64_t batches;      /* finalized */
+    uint64_t rows_touched; /* distinct keys the hook saw, per batch, summed */
+    uint64_t rows_changed; /* keys whose final image differed */
+    uint64_t hook_calls;
+    uint64_t hook_ns;      /* time inside the preupdate hook, all threads */
+    uint64_t end_ns;       /* batch end: re-reads and digest updates */
+    uint64_t rollbacks;    /* batches rolled back */
+    uint64_t rollback_ns;
 };
-/* Stats of the newest finalized batch. */
-void evr_cow_last_batch_stats(const struct evr_cow *cow,
-                              struct evr_cow_batch_stats *out);
+void evr_cow_stats(const struct evr_cow *cow, struct evr_cow_stats *out);
+
+/* Background checkpoints run so far; returns 0 or the last SQLite error a
+ * checkpoint met (busy excepted). */
+int evr_cow_checkpoint_status(struct evr_cow *cow, uint64_t *runs);
 
 /* --- digests --- */
 

@@ -171,9 +171,8 @@ int evr_cow_delta_export(struct evr_cow *cow, uint64_t op, struct evr_buf *out,
     }
     if (cow->opts.delta_retain > 0) {
         struct evr__delta_slot *d = &cow->deltas[op % cow->opts.delta_retain];
-        if (d->op == op && d->bytes.len > 0) {
-            int rc = evr_buf_put(out, d->bytes.data, d->bytes.len);
-            return rc ? evr_err_set(err, rc, "copying a delta") : 0;
+        if (d->batch.state == EVR__BATCH_EXECUTED && d->batch.op == op) {
+            return evr__delta_encode(cow, &d->batch, out, err);
         }
     }
     return evr_err_set(err, EVR_ENOENT,

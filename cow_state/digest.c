@@ -17,6 +17,7 @@
  */
 #include <string.h>
 
+#include "common/buf.h"
 #include "cow_state/internal.h"
 
 #define EVR_STATE_SEED 0x6576722d73746174ULL /* "evr-stat" */
@@ -35,11 +36,18 @@ uint64_t evr__key_hash(const struct evr__table *t, const uint8_t *key,
 
 static evr_h128 table_root(const struct evr__table *t)
 {
+#if EVR_LITTLE_ENDIAN
+    /* {lo, hi} in memory is already the 16-byte little-endian form. */
+    _Static_assert(sizeof(evr_h128) == 16, "evr_h128 is two words");
+    return evr_hash128(t->buckets, EVR_DIGEST_BUCKETS * sizeof(evr_h128),
+                       t->seed);
+#else
     uint8_t bytes[EVR_DIGEST_BUCKETS * 16];
     for (int i = 0; i < EVR_DIGEST_BUCKETS; i++) {
         evr_h128_to_bytes(t->buckets[i], bytes + 16 * i);
     }
     return evr_hash128(bytes, sizeof bytes, t->seed);
+#endif
 }
 
 evr_h128 evr__digest_root(struct evr__schema *s)

@@ -212,3 +212,23 @@ int evr__exec(struct evr_cow_conn *c, const char *sql, struct evr_err *err)
     }
     return 0;
 }
+
+int evr__seq_txn(struct evr_cow *cow, bool begin, struct evr_err *err)
+{
+    struct evr_cow_conn *c = evr__seq(cow);
+    sqlite3_stmt **slot = begin ? &cow->st_begin : &cow->st_commit;
+    const char *sql = begin ? "BEGIN" : "COMMIT";
+    if (*slot == NULL) {
+        int rc = sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT,
+                                    slot, NULL);
+        if (rc != SQLITE_OK) {
+            return evr__sqlite_err(err, c->db, rc, sql);
+        }
+    }
+    int rc = sqlite3_step(*slot);
+    sqlite3_reset(*slot);
+    if (rc != SQLITE_DONE) {
+        return evr__sqlite_err(err, c->db, rc, sql);
+    }
+    return 0;
+}

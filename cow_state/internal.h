@@ -167,15 +167,33 @@ struct evr_cow_conn {
     int index;             /* worker index; workers for the sequential conn */
     bool internal;         /* cow's own statements: authorizer allows all */
     bool capture_off;      /* cow's own writes (rollback): hook ignores */
-    int capture_rc;        /* hook failure since last take */
+    int capture_rc;        /* hook failure since last take; only this
+                              connection's thread touches it while a batch
+                              executes */
     uint64_t busy_start_ns;/* when the current wait for the lock began */
+    uint64_t hook_calls;   /* written by this connection's thread only */
+    uint64_t hook_ns;
     struct evr_buf scratch;/* hook encoding buffer */
     sqlite3_stmt *stmts[EVR_COW_STMT_SLOTS];
 };
 
+/* A committed batch kept whole for delta export: committing swaps the ring
+ * slot's batch in here (no copy), and export encodes it on demand. */
 struct evr__delta_slot {
-    uint64_t op;
-    struct evr_buf bytes; /* encoded delta; len 0 = empty slot */
+    struct evr__batch batch; /* state EXECUTED, or FREE when empty */
+};
+
+struct evr__ckpt {
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    sqlite3 *db;      /* the checkpointer's own connection */
+    bool initialized; /* mu, cv valid */
+    bool running;     /* thread started */
+    bool wanted;      /* under mu */
+    bool stop;        /* under mu */
+    uint64_t runs;    /* under mu */
+    int last_rc;      /* under mu: last failure other than busy */
 };
 
 struct evr_cow {
@@ -194,11 +212,14 @@ struct evr_cow {
     int ring_head;              /* oldest uncommitted */
     int ring_count;
     uint64_t last_op;
-    struct evr_cow_batch_stats last_stats;
+    struct evr_cow_stats stats; /* hook counters live in the conns */
 
     struct evr__delta_slot *deltas; /* delta_retain, by op % delta_retain */
+    sqlite3_stmt *st_begin;         /* on the sequential connection */
+    sqlite3_stmt *st_commit;
 
     evr_h128 open_root;
+    struct evr__ckpt ckpt;
 };
 
 static inline struct evr__batch *evr__ring_at(struct evr_cow *cow, int i)
@@ -225,10 +246,21 @@ int evr__insert_row(struct evr_cow_conn *c, struct evr__table *t,
                     const uint8_t *img, size_t img_len, const int64_t *rowid,
                     struct evr_err *err);
 int evr__exec(struct evr_cow_conn *c, const char *sql, struct evr_err *err);
+/* BEGIN (begin) or COMMIT on the sequential connection, prepared once. */
+int evr__seq_txn(struct evr_cow *cow, bool begin, struct evr_err *err);
 
 /* delta.c: encodes batch b's delta (must be finalized) into out */
 int evr__delta_encode(struct evr_cow *cow, struct evr__batch *b,
                       struct evr_buf *out, struct evr_err *err);
+
+/* vfs.c: the VFS of replica connections (keeps mmaps across snapshots) */
+#define EVR__VFS_NAME "evr-unix"
+int evr__vfs_setup(void);
+
+/* checkpoint.c: the background checkpointer */
+void evr__ckpt_install(struct evr_cow *cow, sqlite3 *db);
+int evr__ckpt_start(struct evr_cow *cow, struct evr_err *err);
+void evr__ckpt_stop(struct evr_cow *cow);
 
 /* cow_state.c */
 int evr__cow_open_conns(struct evr_cow *cow, struct evr_err *err);

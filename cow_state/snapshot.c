@@ -571,8 +571,7 @@ static int swap_in(struct evr_cow *cow, const char *tmp, struct evr_err *err)
                          cow->path, strerror(errno));
     }
     for (int i = 0; i < cow->opts.delta_retain; i++) {
-        evr_buf_reset(&cow->deltas[i].bytes);
-        cow->deltas[i].op = 0;
+        evr__batch_clear(&cow->deltas[i].batch); /* its tables are gone */
     }
     struct evr_err reopen_err;
     int orc = evr__cow_open_conns(cow, &reopen_err);

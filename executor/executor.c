@@ -1,187 +1,57 @@
 /*
  * The worker pool.
  *
- * Threads. Worker 0 is the thread that calls the executor; workers 1..T-1
- * are pthreads started at creation and joined at free. Worker i uses only
- * cow worker connection i, so a connection never changes threads (they are
- * opened NOMUTEX). Sequential runs use the cow's sequential connection on
- * the calling thread.
+ * Threads and connections. Worker 0 is the thread that calls the executor
+ * and uses the cow's sequential connection; workers 1..T-1 are pthreads
+ * started at creation (joined at free), worker i using cow worker
+ * connection i-1 and nothing else, so a connection never changes threads
+ * (they are opened NOMUTEX). T = evr_cow_workers(cow) + 1.
+ *
+ * Why worker 0 writes on the sequential connection: in WAL mode a
+ * connection's page cache survives only its own commits. Every write of a
+ * parallel run, every sequential run and every repair (batch end re-reads,
+ * rollback, re-execution) goes through this one connection, so its cache
+ * stays hot; reader connections refresh once per sub-batch.
  *
  * Dispatch of one sub-batch (the only shared state besides `mu`):
  *
  *   claim      one atomic word: generation (24 bits) | item count (20) |
- *              next item (20). The dispatcher publishes a sub-batch by
- *              storing it (release) after writing `items`; a worker takes
- *              item k by a compare-and-swap of next from k to k+1 while the
- *              generation is the one it woke for. A worker that wakes late
- *              or lingers cannot take an item of another sub-batch, and the
- *              count it compares against is the one in the same word.
- *   remaining  items not yet finished; the worker that finishes the last one
- *              signals done_cv under `mu`. The dispatcher publishes the next
- *              sub-batch only after remaining reached 0, so `items` and the
- *              responses of claimed items are stable while in use.
+ *              next item (20). The dispatcher publishes the sub-batch's
+ *              readers by storing it (release) after writing `items`; a
+ *              worker takes item k by a compare-and-swap of next from k to
+ *              k+1 while the generation is the one it woke for. A worker that
+ *              wakes late or lingers cannot take an item of another
+ *              sub-batch, and the count it compares against is the one in the
+ *              same word.
+ *   remaining  readers not yet finished.
+ *   active     workers that took an item and may still hold a transaction.
+ *              Whoever brings either count to 0 signals done_cv under `mu`.
+ *              The dispatcher goes on only when both are 0, so `items`, the
+ *              claimed responses and every snapshot of the sub-batch are gone
+ *              before the next one starts.
  *
- * Ordering: sub-batches run strictly one after another; inside one, any
- * order. A sub-batch of one request runs on worker 0 without waking anyone.
+ * Ordering: sub-batches run strictly one after another. Inside one: the
+ * writers (by their hints) on worker 0 in plan order, committed together,
+ * while workers 1..T-1 take readers; then worker 0 takes readers too. A
+ * sub-batch with at most one reader runs on worker 0 alone, waking no one.
  *
  * Locks: `mu` guards generation, stopping and the condition variables; it is
  * never held while a request runs, and no other lock is taken under it.
- * SQLite's write lock is taken inside requests only, and waits for it are
- * bounded (cow_state's busy handler; EVR_EXEC_ATTEMPTS_MAX retries).
+ * Waits for SQLite's write lock are bounded (txn.c).
  *
- * Request life cycle (one attempt):
- *
- *   BEGIN [IMMEDIATE] -> execute -> capture ok? -> COMMIT      -> done
- *                           |            | no        | fails
- *                           +-- error ---+-----------+-> ROLLBACK
- *   busy (SQLITE_BUSY / SQLITE_LOCKED) -> retry with BEGIN IMMEDIATE;
- *   any other error -> done, status = the error, response body empty.
+ * Requests and their transactions: txn.c.
  */
 #include "executor/executor.h"
 
-#include <assert.h>
-#include <pthread.h>
-#include <sched.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-/* Statement slots the executor keeps on each connection, above the
- * application's. */
-enum {
-    SLOT_BEGIN = EVR_COW_STMT_SLOTS - 1,
-    SLOT_BEGIN_IMMEDIATE = EVR_COW_STMT_SLOTS - 2,
-    SLOT_COMMIT = EVR_COW_STMT_SLOTS - 3,
-    SLOT_ROLLBACK = EVR_COW_STMT_SLOTS - 4,
-};
+#include "executor/internal.h"
 
 #define CLAIM_GEN_SHIFT 40
 #define CLAIM_N_SHIFT 20
 #define CLAIM_MASK 0xfffffu
 #define GEN_MASK 0xffffffu
-
-struct worker {
-    struct evr_executor *ex;
-    int id;
-    pthread_t thread;
-    struct evr_cow_conn *conn;
-    uint64_t retries;
-    uint64_t failed;
-};
-
-struct evr_executor {
-    struct evr_cow *cow;
-    const struct evr_app *app;
-    int nthreads;
-    struct worker *workers;
-    uint32_t n_max;
-    struct evr_response *resp;
-    struct evr_hasher *hasher;
-    evr_h128 resp_digest;
-    struct evr_exec_stats stats;
-
-    pthread_mutex_t mu;
-    pthread_cond_t work_cv;
-    pthread_cond_t done_cv;
-    uint32_t generation; /* under mu */
-    bool stopping;       /* under mu */
-
-    const struct evr_batch *batch; /* of the published sub-batch */
-    const uint32_t *items;
-    _Atomic uint64_t claim;
-    _Atomic uint32_t remaining;
-};
-
-/* ------------------------------------------------------------ requests */
-
-static bool is_busy(int rc)
-{
-    return rc > 0 && ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED);
-}
-
-static int step_stmt(struct evr_cow_conn *c, unsigned slot, const char *sql)
-{
-    sqlite3_stmt *st = evr_cow_conn_stmt(c, slot, sql, NULL);
-    if (st == NULL) {
-        return SQLITE_ERROR;
-    }
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? SQLITE_OK : rc;
-}
-
-static int attempt(struct evr_executor *ex, struct evr_ctx *ctx,
-                   const struct evr_request *req, struct evr_buf *body,
-                   bool immediate)
-{
-    struct evr_cow_conn *c = ctx->conn;
-    int rc = immediate ? step_stmt(c, SLOT_BEGIN_IMMEDIATE, "BEGIN IMMEDIATE")
-                       : step_stmt(c, SLOT_BEGIN, "BEGIN");
-    if (rc != SQLITE_OK) {
-        return rc;
-    }
-    rc = ex->app->ops->execute(ex->app->impl, ctx, req->data, req->len, body);
-    /* A change the hook could not capture must not commit. */
-    int cap = evr_cow_conn_take_capture_error(c);
-    if (rc == SQLITE_OK && cap != 0) {
-        rc = cap;
-    }
-    if (rc == SQLITE_OK) {
-        rc = step_stmt(c, SLOT_COMMIT, "COMMIT");
-    }
-    if (rc != SQLITE_OK && !sqlite3_get_autocommit(ctx->db)) {
-        step_stmt(c, SLOT_ROLLBACK, "ROLLBACK");
-    }
-    return rc;
-}
-
-static void backoff(int tries)
-{
-    if (tries < 4) {
-        sched_yield();
-        return;
-    }
-    int shift = tries - 4 > 10 ? 10 : tries - 4;
-    struct timespec ts = {0, 1000L << shift}; /* 1 us .. 1 ms */
-    nanosleep(&ts, NULL);
-}
-
-/* Runs request idx of the current batch on connection c. */
-static void run_request(struct evr_executor *ex, const struct evr_batch *b,
-                        uint32_t idx, struct evr_cow_conn *c, int worker_id,
-                        struct worker *stats)
-{
-    struct evr_response *r = &ex->resp[idx];
-    struct evr_ctx ctx = {
-        .conn = c,
-        .db = evr_cow_conn_db(c),
-        .op = b->op,
-        .index = idx,
-        .worker = worker_id,
-        .timestamp_us = b->timestamp_us,
-    };
-    bool writes = b->csets == NULL || evr_cset_writes(&b->csets[idx]);
-    int rc = SQLITE_BUSY;
-    for (int tries = 0; tries < EVR_EXEC_ATTEMPTS_MAX && is_busy(rc);
-         tries++) {
-        if (tries > 0) {
-            stats->retries++;
-            backoff(tries);
-        }
-        evr_buf_reset(&r->body);
-        evr_rng_seed2(&ctx.rng, b->seed, idx);
-        rc = attempt(ex, &ctx, &b->req[idx], &r->body, writes || tries > 0);
-    }
-    if (is_busy(rc)) {
-        rc = EVR_EBUSY;
-    }
-    r->status = rc;
-    if (rc != SQLITE_OK) {
-        evr_buf_reset(&r->body); /* an error's response is its status */
-        stats->failed++;
-    }
-}
 
 /* ------------------------------------------------------------ pool */
 
@@ -206,16 +76,35 @@ static bool claim_next(struct evr_executor *ex, uint32_t gen, uint32_t *k)
     }
 }
 
+static void signal_done(struct evr_executor *ex)
+{
+    pthread_mutex_lock(&ex->mu);
+    pthread_cond_signal(&ex->done_cv);
+    pthread_mutex_unlock(&ex->mu);
+}
+
 static void drain(struct evr_executor *ex, struct worker *w, uint32_t gen)
 {
     uint32_t k;
+    bool joined = false;
     while (claim_next(ex, gen, &k)) {
-        run_request(ex, ex->batch, ex->items[k], w->conn, w->id, w);
+        if (!joined) {
+            atomic_fetch_add_explicit(&ex->active, 1, memory_order_acq_rel);
+            joined = true;
+        }
+        evr__run_request(ex, ex->batch, ex->items[k], w);
         if (atomic_fetch_sub_explicit(&ex->remaining, 1,
                                       memory_order_acq_rel) == 1) {
-            pthread_mutex_lock(&ex->mu);
-            pthread_cond_signal(&ex->done_cv);
-            pthread_mutex_unlock(&ex->mu);
+            signal_done(ex);
+        }
+    }
+    if (joined) {
+        /* The next sub-batch may read what this one wrote: no snapshot of
+         * this one may outlive it. */
+        evr__end_txn(ex, w);
+        if (atomic_fetch_sub_explicit(&ex->active, 1, memory_order_acq_rel) ==
+            1) {
+            signal_done(ex);
         }
     }
 }
@@ -242,18 +131,16 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-static void run_subbatch(struct evr_executor *ex, const struct evr_batch *b,
-                         const uint32_t *items, uint32_t n)
+/* Publishes readers[0..n-1] to every worker; worker 0 runs the writers
+ * first and commits them while the others read, then reads too. Returns
+ * when every reader is done and no worker holds a transaction. */
+static void run_shared(struct evr_executor *ex, const struct evr_batch *b,
+                       const uint32_t *writers, uint32_t nw,
+                       const uint32_t *readers, uint32_t n)
 {
     struct worker *w0 = &ex->workers[0];
-    if (n == 1 || ex->nthreads == 1) {
-        for (uint32_t i = 0; i < n; i++) {
-            run_request(ex, b, items[i], w0->conn, 0, w0);
-        }
-        return;
-    }
     ex->batch = b;
-    ex->items = items;
+    ex->items = readers;
     atomic_store_explicit(&ex->remaining, n, memory_order_relaxed);
     pthread_mutex_lock(&ex->mu);
     uint32_t gen = ex->generation = (ex->generation + 1) & GEN_MASK;
@@ -263,12 +150,42 @@ static void run_subbatch(struct evr_executor *ex, const struct evr_batch *b,
                           memory_order_release);
     pthread_cond_broadcast(&ex->work_cv);
     pthread_mutex_unlock(&ex->mu);
+    for (uint32_t i = 0; i < nw; i++) {
+        evr__run_request(ex, b, writers[i], w0);
+    }
+    /* Commit now, while the other workers read: the WAL append overlaps
+     * their work instead of ending the sub-batch. */
+    evr__end_txn(ex, w0);
     drain(ex, w0, gen);
     pthread_mutex_lock(&ex->mu);
-    while (atomic_load_explicit(&ex->remaining, memory_order_acquire) != 0) {
+    while (atomic_load_explicit(&ex->remaining, memory_order_acquire) != 0 ||
+           atomic_load_explicit(&ex->active, memory_order_acquire) != 0) {
         pthread_cond_wait(&ex->done_cv, &ex->mu);
     }
     pthread_mutex_unlock(&ex->mu);
+}
+
+static void run_subbatch(struct evr_executor *ex, const struct evr_batch *b,
+                         const uint32_t *items, uint32_t n)
+{
+    struct worker *w0 = &ex->workers[0];
+    uint32_t nw = 0;
+    uint32_t nr = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        if (evr__hinted_writer(b, items[i])) {
+            ex->writers[nw++] = items[i];
+        } else {
+            ex->readers[nr++] = items[i];
+        }
+    }
+    if (nr <= 1 || ex->nthreads == 1) {
+        for (uint32_t i = 0; i < n; i++) {
+            evr__run_request(ex, b, items[i], w0);
+        }
+        evr__end_txn(ex, w0);
+        return;
+    }
+    run_shared(ex, b, ex->writers, nw, ex->readers, nr);
 }
 
 /* ------------------------------------------------------------ life cycle */
@@ -277,17 +194,26 @@ static int alloc_executor(struct evr_executor *ex, struct evr_err *err)
 {
     ex->workers = calloc((size_t)ex->nthreads, sizeof *ex->workers);
     ex->resp = calloc(ex->n_max, sizeof *ex->resp);
+    ex->writers = calloc(ex->n_max, sizeof *ex->writers);
+    ex->readers = calloc(ex->n_max, sizeof *ex->readers);
     ex->hasher = evr_hasher_new(0);
-    if (!ex->workers || !ex->resp || !ex->hasher) {
+    if (!ex->workers || !ex->resp || !ex->writers || !ex->readers ||
+        !ex->hasher) {
         return evr_err_set(err, EVR_ENOMEM, "out of memory");
     }
     for (uint32_t i = 0; i < ex->n_max; i++) {
         evr_buf_init(&ex->resp[i].body, EVR_RESPONSE_BYTES_MAX);
     }
     for (int i = 0; i < ex->nthreads; i++) {
-        ex->workers[i].ex = ex;
-        ex->workers[i].id = i;
-        ex->workers[i].conn = evr_cow_worker(ex->cow, i);
+        struct worker *w = &ex->workers[i];
+        w->ex = ex;
+        w->id = i;
+        w->writer = i == 0;
+        w->conn = i == 0 ? evr_cow_seq(ex->cow) : evr_cow_worker(ex->cow, i - 1);
+        w->pending = calloc(ex->n_max, sizeof *w->pending);
+        if (w->pending == NULL) {
+            return evr_err_set(err, EVR_ENOMEM, "out of memory");
+        }
     }
     return 0;
 }
@@ -298,11 +224,12 @@ static int start_threads(struct evr_executor *ex, struct evr_err *err)
         int rc = pthread_create(&ex->workers[i].thread, NULL, worker_main,
                                 &ex->workers[i]);
         if (rc != 0) {
-            ex->nthreads = i; /* free joins the ones that started */
+            ex->started = i; /* free joins the ones that started */
             return evr_err_set(err, EVR_ENOMEM,
                                "starting worker thread %d: error %d", i, rc);
         }
     }
+    ex->started = ex->nthreads;
     return 0;
 }
 
@@ -311,11 +238,6 @@ int evr_executor_new(struct evr_cow *cow, const struct evr_app *app,
                      struct evr_err *err)
 {
     *out = NULL;
-    if (evr_cow_workers(cow) < 1) {
-        return evr_err_set(err, EVR_EINVAL,
-                           "the executor needs at least one worker "
-                           "connection");
-    }
     if (batch_size_max == 0 || batch_size_max > EVR_BATCH_SIZE_MAX) {
         return evr_err_set(err, EVR_EINVAL, "batch size limit %u out of range",
                            batch_size_max);
@@ -326,8 +248,10 @@ int evr_executor_new(struct evr_cow *cow, const struct evr_app *app,
     }
     ex->cow = cow;
     ex->app = app;
-    ex->nthreads = evr_cow_workers(cow);
+    ex->nthreads = evr_cow_workers(cow) + 1;
     ex->n_max = batch_size_max;
+    ex->txn_mode = EVR_TXN_GROUPED;
+    ex->started = 1;
     pthread_mutex_init(&ex->mu, NULL);
     pthread_cond_init(&ex->work_cv, NULL);
     pthread_cond_init(&ex->done_cv, NULL);
@@ -350,16 +274,21 @@ void evr_executor_free(struct evr_executor *ex)
     ex->stopping = true;
     pthread_cond_broadcast(&ex->work_cv);
     pthread_mutex_unlock(&ex->mu);
-    for (int i = 1; ex->workers && i < ex->nthreads; i++) {
+    for (int i = 1; ex->workers && i < ex->started; i++) {
         pthread_join(ex->workers[i].thread, NULL);
     }
     for (uint32_t i = 0; ex->resp && i < ex->n_max; i++) {
         evr_buf_free(&ex->resp[i].body);
     }
+    for (int i = 0; ex->workers && i < ex->nthreads; i++) {
+        free(ex->workers[i].pending);
+    }
     if (ex->hasher) {
         evr_hasher_free(ex->hasher);
     }
     free(ex->resp);
+    free(ex->writers);
+    free(ex->readers);
     free(ex->workers);
     pthread_cond_destroy(&ex->work_cv);
     pthread_cond_destroy(&ex->done_cv);
@@ -370,6 +299,12 @@ void evr_executor_free(struct evr_executor *ex)
 int evr_executor_threads(const struct evr_executor *ex)
 {
     return ex->nthreads;
+}
+
+void evr_executor_set_txn_mode(struct evr_executor *ex,
+                               enum evr_txn_mode mode)
+{
+    ex->txn_mode = mode;
 }
 
 /* ------------------------------------------------------------ runs */
@@ -393,10 +328,11 @@ static void collect_stats(struct evr_executor *ex, uint32_t n, uint32_t nsub)
     ex->stats.requests += n;
     ex->stats.subbatches += nsub;
     for (int i = 0; i < ex->nthreads; i++) {
-        ex->stats.retries += ex->workers[i].retries;
-        ex->stats.failed += ex->workers[i].failed;
-        ex->workers[i].retries = 0;
-        ex->workers[i].failed = 0;
+        struct worker *w = &ex->workers[i];
+        ex->stats.retries += w->retries;
+        ex->stats.failed += w->failed;
+        w->retries = 0;
+        w->failed = 0;
     }
 }
 
@@ -439,18 +375,20 @@ int evr_executor_run_sequential(struct evr_executor *ex,
                                 const uint32_t *order, struct evr_err *err)
 {
     int rc = check_batch(ex, b, err);
+    for (uint32_t i = 0; rc == 0 && order != NULL && i < b->n; i++) {
+        if (order[i] >= b->n) {
+            rc = evr_err_set(err, EVR_EINVAL, "order names request %u of %u",
+                             order[i], b->n);
+        }
+    }
     if (rc != 0) {
         return rc;
     }
-    struct evr_cow_conn *seq = evr_cow_seq(ex->cow);
+    struct worker *w0 = &ex->workers[0];
     for (uint32_t i = 0; i < b->n; i++) {
-        uint32_t idx = order ? order[i] : i;
-        if (idx >= b->n) {
-            return evr_err_set(err, EVR_EINVAL, "order names request %u of %u",
-                               idx, b->n);
-        }
-        run_request(ex, b, idx, seq, 0, &ex->workers[0]);
+        evr__run_request(ex, b, order ? order[i] : i, w0);
     }
+    evr__end_txn(ex, w0);
     digest_responses(ex, b->n);
     collect_stats(ex, b->n, 1);
     return 0;

@@ -3,7 +3,9 @@
  *
  * Parallel: the sub-batches of a mixer plan run one after another; the
  * requests of a sub-batch run concurrently on the worker pool, each on its
- * worker's own connection and each as one SQLite transaction.
+ * worker's own connection: the writers (by their hints) on worker 0, the
+ * readers on all workers. Each request is atomic on its own (its own SQLite
+ * transaction, or a savepoint inside a group: evr_executor_set_txn_mode).
  * Sequential: a whole batch on the calling thread and the sequential
  * connection, in batch order (or any given order).
  *
@@ -26,6 +28,7 @@
 #ifndef EVR_EXECUTOR_H
 #define EVR_EXECUTOR_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "common/buf.h"
@@ -67,8 +70,10 @@ struct evr_exec_stats {
 struct evr_executor;
 
 /*
- * An executor over cow's worker connections: one thread per worker, the
- * calling thread being worker 0. cow and app must outlive it.
+ * An executor of evr_cow_workers(cow) + 1 threads: the calling thread is
+ * worker 0 and runs on the cow's sequential connection (all writes go
+ * there: executor.c says why); each other worker has a thread and a worker
+ * connection. cow and app must outlive it.
  */
 int evr_executor_new(struct evr_cow *cow, const struct evr_app *app,
                      uint32_t batch_size_max, struct evr_executor **out,
@@ -77,14 +82,25 @@ void evr_executor_free(struct evr_executor *ex);
 
 int evr_executor_threads(const struct evr_executor *ex);
 
+/*
+ * Transactions (executor/txn.c). Grouped, the default: every request is a
+ * SAVEPOINT (a nested transaction, atomic on its own) inside a transaction
+ * its connection shares with the requests before it in the sub-batch
+ * (parallel) or batch (sequential) — group commit for the writer, one
+ * snapshot for each reader. Per-request: every request is one transaction.
+ */
+enum evr_txn_mode { EVR_TXN_GROUPED, EVR_TXN_PER_REQUEST };
+void evr_executor_set_txn_mode(struct evr_executor *ex,
+                               enum evr_txn_mode mode);
+
 /* Runs a plan's sub-batches. The batch must be begun on the cow. */
 int evr_executor_run_parallel(struct evr_executor *ex,
                               const struct evr_batch *b,
                               const struct evr_plan *plan,
                               struct evr_err *err);
 
-/* Runs the batch on the sequential connection: in batch order when order is
- * NULL, else order[0..n-1]. */
+/* Runs the batch on the calling thread and the sequential connection: in
+ * batch order when order is NULL, else order[0..n-1]. */
 int evr_executor_run_sequential(struct evr_executor *ex,
                                 const struct evr_batch *b,
                                 const uint32_t *order, struct evr_err *err);

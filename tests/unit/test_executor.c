@@ -26,7 +26,7 @@ static void open_replica(struct replica *r, const char *path,
                          size_t batch_bytes_max)
 {
     struct evr_cow_opts o;
-    evr_cow_opts_default(&o, path, threads);
+    evr_cow_opts_default(&o, path, threads - 1); /* + the caller's */
     o.batch_bytes_max = batch_bytes_max;
     struct evr_err err = {0};
     must(evr_cow_open(&o, &r->cow, &err), &err);
