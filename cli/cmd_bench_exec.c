@@ -51,6 +51,7 @@ struct bench {
     uint64_t threads, batches, batch_size, seed, repeat;
     const char *json;
     bool keep, capture_cost, rollback_cost;
+    enum evr_txn_mode txn_mode;
     struct evr_app app;
     struct evr_batchset set;
     char dir[4096];
@@ -75,6 +76,9 @@ static void help(void)
         "  --repeat R          runs of each mode; medians are reported (3)\n"
         "  --capture-cost      also run parallel with change capture off\n"
         "  --rollback-cost     also time rollback + sequential re-execution\n"
+        "  --txn MODE          grouped (default: a savepoint per request in a\n"
+        "                      shared transaction) or request (one "
+        "transaction each)\n"
         "  --json FILE         write the results as JSON\n"
         "  --dir DIR           work directory (default: a new one in "
         "$TMPDIR)\n"
@@ -163,6 +167,9 @@ static int runner_open(struct bench *b, enum run_mode mode, struct runner *r,
             : evr_executor_new(r->cow, &b->app, (uint32_t)b->batch_size,
                                &r->ex, err);
     rc = rc ? rc : evr_mixer_new((uint32_t)b->batch_size, &r->mixer, err);
+    if (rc == 0) {
+        evr_executor_set_txn_mode(r->ex, b->txn_mode);
+    }
     if (rc == 0 && (r->chain = evr_hasher_new(0)) == NULL) {
         rc = evr_err_set(err, EVR_ENOMEM, "out of memory");
     }
@@ -329,9 +336,10 @@ static void print_report(const struct bench *b)
     char cpu[256];
     cli_cpu_model(cpu, sizeof cpu);
     printf("bench-exec: app %s, %llu batches x %llu requests, %llu threads, "
-           "seed %llu, median of %llu runs\n",
+           "%s transactions, seed %llu, median of %llu runs\n",
            b->app_name, (unsigned long long)b->batches,
            (unsigned long long)b->batch_size, (unsigned long long)b->threads,
+           b->txn_mode == EVR_TXN_GROUPED ? "grouped" : "per-request",
            (unsigned long long)b->seed, (unsigned long long)b->repeat);
     printf("machine: %d cores, %s; start state %.1f MB, populated in %.2f s\n",
            cli_nproc(), cpu, (double)b->db_bytes / 1e6, b->populate_seconds);
@@ -417,6 +425,8 @@ static int write_json(const struct bench *b)
     json_u64(&j, "batch_size", b->batch_size);
     json_u64(&j, "seed", b->seed);
     json_u64(&j, "repeat", b->repeat);
+    json_str(&j, "txn", b->txn_mode == EVR_TXN_GROUPED ? "grouped"
+                                                       : "request");
     json_obj_begin(&j, "machine");
     cli_cpu_model(cpu, sizeof cpu);
     json_u64(&j, "nproc", (uint64_t)cli_nproc());
@@ -483,6 +493,7 @@ static int parse(struct bench *b, int argc, char **argv)
         {"json", false, NULL},      {"dir", false, NULL},
         {"keep", true, NULL},       {"capture-cost", true, NULL},
         {"rollback-cost", true, NULL}, {"help", true, NULL},
+        {"txn", false, NULL},
     };
     static struct cli_args a;
     a.opts = opts;
@@ -521,6 +532,16 @@ static int parse(struct bench *b, int argc, char **argv)
     b->keep = cli_get(&a, "keep") != NULL;
     b->capture_cost = cli_get(&a, "capture-cost") != NULL;
     b->rollback_cost = cli_get(&a, "rollback-cost") != NULL;
+    const char *txn = cli_get(&a, "txn");
+    if (txn != NULL && strcmp(txn, "grouped") != 0 &&
+        strcmp(txn, "request") != 0) {
+        fprintf(stderr, "evr bench-exec: --txn must be grouped or request, "
+                        "not '%s'\n", txn);
+        return 2;
+    }
+    b->txn_mode = txn != NULL && strcmp(txn, "request") == 0
+                      ? EVR_TXN_PER_REQUEST
+                      : EVR_TXN_GROUPED;
     const char *dir = cli_get(&a, "dir");
     if (dir != NULL) {
         snprintf(b->dir, sizeof b->dir, "%s", dir);
@@ -575,10 +596,8 @@ static int run_all(struct bench *b, struct evr_err *err)
 {
     enum run_mode order[RUN_MODES];
     int n = 0;
-    const char *only = getenv("EVR_BENCH_ONLY");
-    if (only == NULL || strcmp(only, "seq") == 0) order[n++] = RUN_SEQ;
-    if (only == NULL || strcmp(only, "par") == 0) order[n++] = RUN_PAR;
-    if (only != NULL && strcmp(only, "nocap") == 0) order[n++] = RUN_PAR_NOCAPTURE;
+    order[n++] = RUN_SEQ;
+    order[n++] = RUN_PAR;
     if (b->capture_cost) {
         order[n++] = RUN_PAR_NOCAPTURE;
     }

@@ -282,6 +282,9 @@ int evr__cow_open_conns(struct evr_cow *cow, struct evr_err *err)
         }
     }
     if (rc == 0) {
+        rc = evr__normalize(cow, err);
+    }
+    if (rc == 0) {
         rc = evr__digest_scan(evr__seq(cow)->db, &cow->schema, err);
     }
     for (int i = 0; rc == 0 && i < cow->opts.workers; i++) {

@@ -52,6 +52,7 @@ struct evr__table {
     int npk;
     int *pk;           /* positions in cols[], in key order */
     bool hidden_rowid; /* rowid table whose key is not the rowid */
+    bool has_default;  /* some column has a non-NULL DEFAULT */
     const char *rowid_name; /* a name that reaches the rowid, if hidden */
 
     /* digest */
@@ -256,6 +257,9 @@ int evr__delta_encode(struct evr_cow *cow, struct evr__batch *b,
 /* vfs.c: the VFS of replica connections (keeps mmaps across snapshots) */
 #define EVR__VFS_NAME "evr-unix"
 int evr__vfs_setup(void);
+
+/* normalize.c: rewrites rows stored before an ALTER TABLE ADD COLUMN */
+int evr__normalize(struct evr_cow *cow, struct evr_err *err);
 
 /* checkpoint.c: the background checkpointer */
 void evr__ckpt_install(struct evr_cow *cow, sqlite3 *db);

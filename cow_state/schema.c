@@ -178,7 +178,8 @@ static int load_columns(sqlite3 *db, struct evr__table *t, bool strict,
 {
     sqlite3_stmt *st;
     int rc = prep(db,
-                  "SELECT cid, name, \"notnull\", pk, hidden "
+                  "SELECT cid, name, \"notnull\", pk, hidden, "
+                  "dflt_value IS NOT NULL AND upper(dflt_value) <> 'NULL' "
                   "FROM pragma_table_xinfo(?1, 'main') ORDER BY cid",
                   &st, err);
     if (rc != 0) {
@@ -208,6 +209,7 @@ static int load_columns(sqlite3 *db, struct evr__table *t, bool strict,
         cols[n].name = dup_str((const char *)sqlite3_column_text(st, 1));
         cols[n].notnull = sqlite3_column_int(st, 2) != 0;
         cols[n].pk = sqlite3_column_int(st, 3);
+        t->has_default = t->has_default || sqlite3_column_int(st, 5) != 0;
         n++;
         if (cols[n - 1].name == NULL) {
             rc = evr_err_set(err, EVR_ENOMEM, "out of memory");

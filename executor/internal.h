@@ -9,6 +9,8 @@
 
 /* Statement slots the executor keeps on each connection, above the
  * application's (EVR_APP_STMT_SLOTS). */
+_Static_assert(EVR_APP_STMT_SLOTS <= EVR_COW_STMT_SLOTS - 7,
+               "application and executor statement slots overlap");
 enum {
     SLOT_BEGIN = EVR_COW_STMT_SLOTS - 1,
     SLOT_BEGIN_IMMEDIATE = EVR_COW_STMT_SLOTS - 2,

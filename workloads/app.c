@@ -65,6 +65,9 @@ void evr_app_close(struct evr_app *app)
 sqlite3_stmt *evr_ctx_stmt(struct evr_ctx *ctx, unsigned slot,
                            const char *sql)
 {
+    if (slot >= EVR_APP_STMT_SLOTS) {
+        return NULL;
+    }
     return evr_cow_conn_stmt(ctx->conn, slot, sql, NULL);
 }
 

@@ -39,8 +39,12 @@ struct evr_ctx {
     struct evr_rng rng;        /* seeded from (batch seed, index) */
 };
 
-/* A cached prepared statement of this connection (see cow_state.h); the
- * caller resets it after use. NULL on error. */
+/* Statement slots an application may use with evr_ctx_stmt; the executor
+ * keeps its own above them. */
+#define EVR_APP_STMT_SLOTS 56
+
+/* A cached prepared statement of this connection (see cow_state.h), slot in
+ * 0..EVR_APP_STMT_SLOTS-1; the caller resets it after use. NULL on error. */
 sqlite3_stmt *evr_ctx_stmt(struct evr_ctx *ctx, unsigned slot,
                            const char *sql);
 

@@ -260,6 +260,43 @@ static void test_full_disk(void **state)
     free(before);
 }
 
+/* Regression: rows stored before ALTER TABLE ADD COLUMN ... DEFAULT lack
+ * the column; SQLite 3.40's preupdate hook reads NULL for it where SELECT
+ * reads the default. Before normalize.c, the incremental digest drifted
+ * from the full scan and rollback wrote NULL over the default. */
+static void test_altered_table(void **state)
+{
+    (void)state;
+    char *dir = th_mkdtemp();
+    char *path = th_path(dir, "alt.db");
+    th_make_db(path, "CREATE TABLE t(k INTEGER PRIMARY KEY, v INT);"
+                     "INSERT INTO t VALUES(1, 1), (2, 2);"
+                     "ALTER TABLE t ADD COLUMN c INT DEFAULT 5;"
+                     "ALTER TABLE t ADD COLUMN d TEXT DEFAULT 'x';");
+    char *before = th_dump_file(path);
+    struct evr_cow *cow = open_with(path, 1u << 20);
+    struct evr_err err = {0};
+    evr_h128 root0 = evr_cow_digest(cow);
+    must(evr_cow_batch_begin(cow, 1, &err), &err);
+    th_exec(evr_cow_conn_db(evr_cow_seq(cow)),
+            "BEGIN; UPDATE t SET v = 10 WHERE k = 1; DELETE FROM t WHERE k = 2;"
+            "COMMIT");
+    evr_h128 root1, full;
+    must(evr_cow_batch_end(cow, &root1, &err), &err);
+    must(evr_cow_digest_full(cow, &full, &err), &err);
+    assert_true(evr_h128_eq(root1, full));
+    must(evr_cow_rollback(cow, 1, &err), &err);
+    assert_true(evr_h128_eq(evr_cow_digest(cow), root0));
+    evr_cow_close(cow);
+    char *after = th_dump_file(path);
+    assert_string_equal(before, after); /* 1|1|5|'x', 2|2|5|'x' */
+    assert_non_null(strstr(after, "1,1,5,'x'"));
+    free(before);
+    free(after);
+    free(path);
+    th_rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -271,6 +308,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_capture_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_disk, setup, teardown),
+        cmocka_unit_test(test_altered_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
