@@ -195,19 +195,24 @@ static int capture_key(struct evr_cow_conn *c, struct evr__batch *b,
     }
     size_t key_len = s->len;
     uint64_t kh = evr__key_hash(t, s->data, key_len);
-    if (evr__batch_find(b, t, kh, s->data, key_len) != NULL) {
-        return 0;
-    }
-    if (!use_old) {
+    struct evr__touch *x = evr__batch_find(b, t, kh, s->data, key_len);
+    if (x == NULL && !use_old) {
         /* First touch through a new row: no row had this key. */
-        return evr__batch_add(b, t, kh, s->data, key_len, NULL, 0, 0);
+        rc = evr__batch_add(b, t, kh, s->data, key_len, NULL, 0, 0);
+    } else if (x == NULL) {
+        rc = encode_cols(c->db, sqlite3_preupdate_old, t, NULL, t->ncols, s);
+        if (rc == 0) {
+            rc = evr__batch_add(b, t, kh, s->data, key_len,
+                                s->data + key_len, s->len - key_len, rowid);
+        }
     }
-    rc = encode_cols(c->db, sqlite3_preupdate_old, t, NULL, t->ncols, s);
     if (rc != 0) {
         return rc;
     }
-    return evr__batch_add(b, t, kh, s->data, key_len, s->data + key_len,
-                          s->len - key_len, rowid);
+    x = x ? x : b->touch[b->ntouch - 1];
+    x->last_seq = ++c->cow->hook_seq;
+    x->foreign = x->foreign || c != evr__seq(c->cow);
+    return 0;
 }
 
 static void on_preupdate(void *arg, sqlite3 *db, int op, const char *zdb,
@@ -274,8 +279,60 @@ static bool same_image(const struct evr__touch *x)
            memcmp(x->pre, x->post, x->pre_len) == 0;
 }
 
-static int read_posts(struct evr_cow *cow, struct evr__batch *b,
-                      struct evr_err *err)
+/* Re-reads touch x's row into its post fields. */
+static int read_post(struct evr_cow_conn *c, struct evr__batch *b,
+                     struct evr__touch *x, struct evr_buf *img,
+                     struct evr_err *err)
+{
+    bool found = false;
+    int rc = evr__read_row(c, x->t, x->key, x->key_len, img, &x->post_rowid,
+                           &found, err);
+    x->post = NULL;
+    x->post_len = 0;
+    x->post_present = false;
+    x->post_hash = (evr_h128){0, 0};
+    if (rc != 0 || !found) {
+        return rc;
+    }
+    x->post_present = true;
+    if (x->pre != NULL && x->pre_len == img->len &&
+        memcmp(x->pre, img->data, img->len) == 0) {
+        /* Touched but unchanged (failed or undone statements): share the
+         * pre image instead of holding a second copy. */
+        x->post = x->pre;
+        x->post_len = x->pre_len;
+        x->post_hash = x->pre_hash;
+        return 0;
+    }
+    x->post_len = (uint32_t)img->len;
+    x->post_hash = evr__row_hash(x->t, img->data, img->len);
+    /* Final images serve only deltas: when they do not fit, keep the hashes
+     * (the digest needs them) and let the delta go. */
+    x->post = b->posts_dropped ? NULL
+                               : evr_arena_dup(&b->arena, img->data, img->len);
+    if (x->post == NULL) {
+        b->posts_dropped = true;
+    }
+    return 0;
+}
+
+/*
+ * A touch's post image is current if it was read after the key's last
+ * change and every change was made on the sequential connection (whose own
+ * committed changes it sees). Changes made on other connections — only
+ * possible with wrong hints — are always re-read at batch end, when no
+ * other connection runs.
+ */
+static bool post_current(const struct evr__touch *x)
+{
+    return !x->foreign && x->read_seq != 0 && x->last_seq <= x->read_seq;
+}
+
+/* Re-reads, in one read transaction on the sequential connection, every
+ * touch that is not current; with `own_only`, only those the sequential
+ * connection alone changed. seq: the hook sequence the reads are as of. */
+static int read_posts(struct evr_cow *cow, struct evr__batch *b, bool own_only,
+                      uint64_t seq, struct evr_err *err)
 {
     struct evr_cow_conn *c = evr__seq(cow);
     struct evr_buf img;
@@ -283,37 +340,11 @@ static int read_posts(struct evr_cow *cow, struct evr__batch *b,
     int rc = evr__seq_txn(cow, true, err);
     for (size_t i = 0; rc == 0 && i < b->ntouch; i++) {
         struct evr__touch *x = b->touch[i];
-        bool found = false;
-        rc = evr__read_row(c, x->t, x->key, x->key_len, &img, &x->post_rowid,
-                           &found, err);
-        x->post = NULL;
-        x->post_len = 0;
-        x->post_present = false;
-        x->post_hash = (evr_h128){0, 0};
-        if (rc != 0 || !found) {
+        if (post_current(x) || (own_only && x->foreign) || x->last_seq > seq) {
             continue;
         }
-        if (x->pre != NULL && x->pre_len == img.len &&
-            memcmp(x->pre, img.data, img.len) == 0) {
-            /* Touched but unchanged (failed or undone statements): share
-             * the pre image instead of holding a second copy. */
-            x->post = x->pre;
-            x->post_len = x->pre_len;
-            x->post_hash = x->pre_hash;
-            x->post_present = true;
-            continue;
-        }
-        x->post_len = (uint32_t)img.len;
-        x->post_hash = evr__row_hash(x->t, img.data, img.len);
-        /* Final images serve only deltas: when they do not fit, keep the
-         * hashes (the digest needs them) and let the delta go. */
-        x->post = b->posts_dropped
-                      ? NULL
-                      : evr_arena_dup(&b->arena, img.data, img.len);
-        if (x->post == NULL) {
-            b->posts_dropped = true;
-        }
-        x->post_present = true;
+        rc = read_post(c, b, x, &img, err);
+        x->read_seq = seq;
     }
     if (rc == 0) {
         rc = evr__seq_txn(cow, false, err);
@@ -324,11 +355,31 @@ static int read_posts(struct evr_cow *cow, struct evr__batch *b,
     return rc;
 }
 
+int evr_cow_batch_refresh(struct evr_cow *cow, struct evr_err *err)
+{
+    struct evr__batch *b = cow->executing;
+    if (b == NULL || !cow->opts.capture) {
+        return 0;
+    }
+    if (!sqlite3_get_autocommit(evr__seq(cow)->db)) {
+        return evr_err_set(err, EVR_ESTATE,
+                           "refresh with a transaction open on the "
+                           "sequential connection");
+    }
+    uint64_t t0 = evr_now_ns();
+    /* Held throughout: the hook may add touches (wrong hints) meanwhile. */
+    pthread_mutex_lock(&cow->capture_mu);
+    int rc = read_posts(cow, b, true, cow->hook_seq, err);
+    pthread_mutex_unlock(&cow->capture_mu);
+    cow->stats.refresh_ns += evr_now_ns() - t0;
+    return rc;
+}
+
 int evr__batch_finalize(struct evr_cow *cow, struct evr__batch *b,
                         struct evr_err *err)
 {
     assert(b->state == EVR__BATCH_EXECUTING);
-    int rc = read_posts(cow, b, err);
+    int rc = read_posts(cow, b, false, cow->hook_seq, err);
     if (rc != 0) {
         return rc;
     }

@@ -127,6 +127,16 @@ int evr_cow_batch_begin(struct evr_cow *cow, uint64_t op, struct evr_err *err);
 int evr_cow_batch_end(struct evr_cow *cow, evr_h128 *state_root,
                       struct evr_err *err);
 
+/*
+ * Optional, during a batch: re-reads now the final images of the rows the
+ * sequential connection alone has changed so far, so that batch end only
+ * re-reads what changes after. The executor calls it once the writers of a
+ * sub-batch have committed, while the reader threads work, to take that
+ * work off the end of the batch. Needs no transaction open on the
+ * sequential connection. A failure changes nothing batch end relies on.
+ */
+int evr_cow_batch_refresh(struct evr_cow *cow, struct evr_err *err);
+
 /* Commits the oldest uncommitted batch, which must be op. */
 int evr_cow_commit(struct evr_cow *cow, uint64_t op, struct evr_err *err);
 
@@ -150,6 +160,7 @@ struct evr_cow_stats {
     uint64_t hook_calls;
     uint64_t hook_ns;      /* time inside the preupdate hook, all threads */
     uint64_t end_ns;       /* batch end: re-reads and digest updates */
+    uint64_t refresh_ns;   /* early re-reads (evr_cow_batch_refresh) */
     uint64_t rollbacks;    /* batches rolled back */
     uint64_t rollback_ns;
 };

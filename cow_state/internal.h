@@ -119,7 +119,10 @@ struct evr__touch {
     bool post_present; /* a row has this key at batch end */
     int64_t post_rowid;
     evr_h128 post_hash;
-    bool changed; /* post differs from pre (set at batch end) */
+    uint64_t last_seq; /* hook sequence of the key's last change */
+    uint64_t read_seq; /* hook sequence the post image is as of; 0: none */
+    bool foreign;      /* changed on a connection other than the sequential */
+    bool changed;      /* post differs from pre (set at batch end) */
 };
 
 enum evr__batch_state { EVR__BATCH_FREE, EVR__BATCH_EXECUTING,
@@ -206,6 +209,7 @@ struct evr_cow {
 
     pthread_mutex_t capture_mu; /* guards `executing` and batch touch maps */
     struct evr__batch *executing;
+    uint64_t hook_seq;          /* hook calls that changed a touch */
     bool stray_write;           /* a change outside any batch */
     char stray_table[128];
 

@@ -154,8 +154,13 @@ static void run_shared(struct evr_executor *ex, const struct evr_batch *b,
         evr__run_request(ex, b, writers[i], w0);
     }
     /* Commit now, while the other workers read: the WAL append overlaps
-     * their work instead of ending the sub-batch. */
+     * their work instead of ending the sub-batch; and so does re-reading
+     * the rows just written, which batch end would otherwise do alone. A
+     * failed refresh only leaves that work to batch end. */
     evr__end_txn(ex, w0);
+    if (nw > 0) {
+        (void)evr_cow_batch_refresh(ex->cow, NULL);
+    }
     drain(ex, w0, gen);
     pthread_mutex_lock(&ex->mu);
     while (atomic_load_explicit(&ex->remaining, memory_order_acquire) != 0 ||
