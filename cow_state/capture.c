@@ -404,13 +404,19 @@ int evr__batch_finalize(struct evr_cow *cow, struct evr__batch *b,
 
 /* ------------------------------------------------------------ rollback */
 
-/* Triggers and foreign-key actions must not run while rows are put back:
- * they would change rows outside the touched set. */
-void evr__set_side_effects(sqlite3 *db, int on)
+/*
+ * Triggers must not run while rows are put back: they would change rows
+ * outside the touched set. (Foreign-key actions cannot run: replica
+ * connections keep foreign_keys OFF.) Switching triggers off or on expires
+ * every prepared statement of the connection, so it is done only when the
+ * schema has triggers.
+ */
+void evr__set_side_effects(struct evr_cow *cow, sqlite3 *db, int on)
 {
-    int out;
-    sqlite3_db_config(db, SQLITE_DBCONFIG_ENABLE_TRIGGER, on, &out);
-    sqlite3_db_config(db, SQLITE_DBCONFIG_ENABLE_FKEY, on, &out);
+    if (cow->schema.triggers > 0) {
+        int out;
+        sqlite3_db_config(db, SQLITE_DBCONFIG_ENABLE_TRIGGER, on, &out);
+    }
 }
 
 static int restore_pre_images(struct evr_cow_conn *c, struct evr__batch *b,
@@ -448,9 +454,9 @@ int evr__batch_undo(struct evr_cow *cow, struct evr__batch *b,
     struct evr_cow_conn *c = evr__seq(cow);
     bool finalized = b->state == EVR__BATCH_EXECUTED;
     c->capture_off = true;
-    evr__set_side_effects(c->db, 0);
+    evr__set_side_effects(cow, c->db, 0);
     int rc = restore_pre_images(c, b, !finalized, err);
-    evr__set_side_effects(c->db, 1);
+    evr__set_side_effects(cow, c->db, 1);
     c->capture_off = false;
     if (rc != 0) {
         return evr_err_wrap(err, rc, "rolling back batch %llu",

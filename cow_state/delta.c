@@ -325,7 +325,7 @@ static int write_entries(struct evr_cow *cow, const struct delta *d,
 {
     struct evr_cow_conn *c = evr__seq(cow);
     c->internal = true;
-    evr__set_side_effects(c->db, 0);
+    evr__set_side_effects(cow, c->db, 0);
     int rc = evr__exec(c, "BEGIN IMMEDIATE", err);
     for (uint32_t i = 0; rc == 0 && i < d->n; i++) {
         rc = evr__delete_row(c, d->e[i].t, d->e[i].key, d->e[i].key_len, err);
@@ -340,7 +340,7 @@ static int write_entries(struct evr_cow *cow, const struct delta *d,
     if (rc != 0) {
         sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
     }
-    evr__set_side_effects(c->db, 1);
+    evr__set_side_effects(cow, c->db, 1);
     c->internal = false;
     return rc;
 }

@@ -69,6 +69,7 @@ struct evr__table {
 struct evr__schema {
     struct evr__table *tables; /* sorted by name */
     int ntables;
+    int triggers;              /* CREATE TRIGGERs in the schema */
     struct evr_hasher *hasher; /* for the state root */
 };
 
@@ -238,8 +239,8 @@ int evr__batch_finalize(struct evr_cow *cow, struct evr__batch *b,
                         struct evr_err *err);
 int evr__batch_undo(struct evr_cow *cow, struct evr__batch *b,
                     struct evr_err *err);
-/* Turns triggers and foreign-key actions off (0) or on (1) for db. */
-void evr__set_side_effects(sqlite3 *db, int on);
+/* Turns triggers off (0) or on (1) for db, if the schema has any. */
+void evr__set_side_effects(struct evr_cow *cow, sqlite3 *db, int on);
 
 /* images.c: statements and image I/O on the sequential connection */
 int evr__read_row(struct evr_cow_conn *c, struct evr__table *t,

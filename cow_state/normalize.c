@@ -82,12 +82,12 @@ int evr__normalize(struct evr_cow *cow, struct evr_err *err)
     struct evr_cow_conn *c = evr__seq(cow);
     int rc = 0;
     /* Triggers must not see the rewrite: it changes no value. */
-    evr__set_side_effects(c->db, 0);
+    evr__set_side_effects(cow, c->db, 0);
     for (int i = 0; rc == 0 && i < cow->schema.ntables; i++) {
         if (cow->schema.tables[i].has_default) {
             rc = probe_table(c, &cow->schema.tables[i], err);
         }
     }
-    evr__set_side_effects(c->db, 1);
+    evr__set_side_effects(cow, c->db, 1);
     return rc;
 }

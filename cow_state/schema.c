@@ -358,6 +358,20 @@ static int check_autoincrement(sqlite3 *db, struct evr_err *err)
     return rc;
 }
 
+static int count_triggers(sqlite3 *db, int *out, struct evr_err *err)
+{
+    sqlite3_stmt *st;
+    int rc = prep(db,
+                  "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger'",
+                  &st, err);
+    if (rc != 0) {
+        return rc;
+    }
+    *out = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
+    sqlite3_finalize(st);
+    return 0;
+}
+
 static int add_table(struct evr__schema *s, const char *name,
                      struct evr_err *err)
 {
@@ -424,6 +438,9 @@ int evr__schema_load(sqlite3 *db, bool strict, struct evr__schema *s,
         }
     }
     sqlite3_finalize(st);
+    if (rc == 0) {
+        rc = count_triggers(db, &s->triggers, err);
+    }
     if (rc != 0) {
         evr__schema_free(s);
     }
