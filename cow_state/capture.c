@@ -419,21 +419,35 @@ void evr__set_side_effects(struct evr_cow *cow, sqlite3 *db, int on)
     }
 }
 
+/* A row that existed before and after the batch, with the same hidden
+ * rowid, in a table whose only unique index is the key: its pre image can
+ * be written over it in place, with no clash possible whatever the order. */
+static bool restore_in_place(const struct evr__touch *x, bool finalized)
+{
+    return finalized && x->t->in_place && x->pre != NULL && x->post_present &&
+           x->pre_rowid == x->post_rowid;
+}
+
 static int restore_pre_images(struct evr_cow_conn *c, struct evr__batch *b,
                               bool all, struct evr_err *err)
 {
     int rc = evr__exec(c, "BEGIN IMMEDIATE", err);
-    /* Delete every touched key first, then insert the pre images: the
-     * batch-begin state had no key clash, so no insert can clash. */
+    /* Rows updated in place first; of the others, delete every touched key,
+     * then insert the pre images: the batch-begin state had no key clash,
+     * so no insert can clash. */
     for (size_t i = 0; rc == 0 && i < b->ntouch; i++) {
         struct evr__touch *x = b->touch[i];
-        if (all || x->changed) {
-            rc = evr__delete_row(c, x->t, x->key, x->key_len, err);
+        if (!all && !x->changed) {
+            continue;
         }
+        rc = restore_in_place(x, !all)
+                 ? evr__update_row(c, x->t, x->pre, x->pre_len, err)
+                 : evr__delete_row(c, x->t, x->key, x->key_len, err);
     }
     for (size_t i = 0; rc == 0 && i < b->ntouch; i++) {
         struct evr__touch *x = b->touch[i];
-        if ((all || x->changed) && x->pre != NULL) {
+        if ((all || x->changed) && x->pre != NULL &&
+            !restore_in_place(x, !all)) {
             rc = evr__insert_row(c, x->t, x->pre, x->pre_len, &x->pre_rowid,
                                  err);
         }

@@ -70,7 +70,7 @@ void evr_cow_opts_default(struct evr_cow_opts *o, const char *path,
     o->mmap_bytes = 0x7fff0000; /* Debian's SQLITE_MAX_MMAP_SIZE */
     o->cache_kib = 16384;
     o->busy_timeout_ms = 10000;
-    o->checkpoint_pages = 4096;
+    o->checkpoint_pages = 1000;
 }
 
 struct evr_cow_conn *evr__seq(struct evr_cow *cow)

@@ -72,7 +72,7 @@ struct evr_cow_opts {
 
 /* Defaults: capture on, depth 64, 256 MiB per batch, 64 deltas kept,
  * synchronous NORMAL, mmap of up to 2 GiB, 16 MiB cache per connection,
- * 10 s busy timeout, checkpoints from 4096 WAL pages on (in the background:
+ * 10 s busy timeout, checkpoints from 1000 WAL pages on (in the background:
  * cow_state/checkpoint.c). */
 void evr_cow_opts_default(struct evr_cow_opts *o, const char *path,
                           int workers);

@@ -8,13 +8,25 @@
 
 #include "cow_state/internal.h"
 
-/* Appends `"c1" = ?k AND ...` over the key columns, parameters from 1. */
-static int append_key_where(struct evr_buf *sql, const struct evr__table *t)
+static bool is_key_col(const struct evr__table *t, int col)
+{
+    for (int i = 0; i < t->npk; i++) {
+        if (t->pk[i] == col) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Appends `"c1" = ?k AND ...` over the key columns, parameters from
+ * first. */
+static int append_key_where(struct evr_buf *sql, const struct evr__table *t,
+                            int first)
 {
     int rc = 0;
     for (int i = 0; rc == 0 && i < t->npk; i++) {
         char *q = sqlite3_mprintf("%s\"%w\" = ?%d", i ? " AND " : " WHERE ",
-                                  t->cols[t->pk[i]], i + 1);
+                                  t->cols[t->pk[i]], first + i);
         if (q == NULL) {
             return EVR_ENOMEM;
         }
@@ -49,7 +61,7 @@ static int append_str(struct evr_buf *sql, const char *s)
     return evr_buf_put(sql, s, strlen(s));
 }
 
-enum stmt_kind { ST_SELECT, ST_DELETE, ST_INSERT };
+enum stmt_kind { ST_SELECT, ST_DELETE, ST_INSERT, ST_UPDATE };
 
 static int build_sql(const struct evr__table *t, enum stmt_kind kind,
                      struct evr_buf *sql)
@@ -61,11 +73,27 @@ static int build_sql(const struct evr__table *t, enum stmt_kind kind,
         rc = rc ? rc : append_cols(sql, t);
         rc = rc ? rc : append_str(sql, " FROM ");
         rc = rc ? rc : append_str(sql, t->qname);
-        return rc ? rc : append_key_where(sql, t);
+        return rc ? rc : append_key_where(sql, t, 1);
     case ST_DELETE:
         rc = append_str(sql, "DELETE FROM ");
         rc = rc ? rc : append_str(sql, t->qname);
-        return rc ? rc : append_key_where(sql, t);
+        return rc ? rc : append_key_where(sql, t, 1);
+    case ST_UPDATE: {
+        rc = append_str(sql, "UPDATE ");
+        rc = rc ? rc : append_str(sql, t->qname);
+        int n = 0;
+        for (int i = 0; rc == 0 && i < t->ncols; i++) {
+            if (is_key_col(t, i)) {
+                continue;
+            }
+            n++;
+            char *q = sqlite3_mprintf("%s\"%w\" = ?%d", n > 1 ? ", " : " SET ",
+                                      t->cols[i], n);
+            rc = q ? evr_buf_put(sql, q, strlen(q)) : EVR_ENOMEM;
+            sqlite3_free(q);
+        }
+        return rc ? rc : append_key_where(sql, t, n + 1);
+    }
     case ST_INSERT:
         rc = append_str(sql, "INSERT INTO ");
         rc = rc ? rc : append_str(sql, t->qname);
@@ -86,6 +114,7 @@ static sqlite3_stmt *table_stmt(struct evr_cow_conn *c, struct evr__table *t,
 {
     sqlite3_stmt **slot = kind == ST_SELECT   ? &t->st_select
                           : kind == ST_DELETE ? &t->st_delete
+                          : kind == ST_UPDATE ? &t->st_update
                                               : &t->st_insert;
     if (*slot != NULL) {
         return *slot;
@@ -201,6 +230,47 @@ int evr__insert_row(struct evr_cow_conn *c, struct evr__table *t,
     }
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
+    return rc;
+}
+
+int evr__update_row(struct evr_cow_conn *c, struct evr__table *t,
+                    const uint8_t *img, size_t img_len, struct evr_err *err)
+{
+    sqlite3_stmt *st = table_stmt(c, t, ST_UPDATE, err);
+    if (st == NULL) {
+        return err ? err->code : EVR_ESQL;
+    }
+    /* Non-key values to ?1..?m in column order, key values to ?m+1... */
+    struct evr_reader r;
+    evr_reader_init(&r, img, img_len);
+    int m = t->ncols - t->npk;
+    int param = 1;
+    int rc = 0;
+    for (int i = 0; rc == 0 && i < t->ncols; i++) {
+        if (is_key_col(t, i)) {
+            struct evr_reader at = r;
+            rc = evr__skip_value(&r);
+            for (int k = 0; rc == 0 && k < t->npk; k++) {
+                if (t->pk[k] == i) {
+                    rc = evr__bind_value(st, m + 1 + k, &at);
+                }
+            }
+        } else {
+            rc = evr__bind_value(st, param++, &r);
+        }
+    }
+    if (rc == 0 && evr_reader_left(&r) != 0) {
+        rc = EVR_ECORRUPT;
+    }
+    if (rc != 0) {
+        evr_err_set(err, rc, "table '%s': malformed row image", t->name);
+    } else {
+        int step = sqlite3_step(st);
+        if (step != SQLITE_DONE) {
+            rc = evr__sqlite_err(err, c->db, step, t->name);
+        }
+    }
+    sqlite3_reset(st);
     return rc;
 }
 

@@ -37,6 +37,10 @@ int evr__enc_value(struct evr_buf *b, sqlite3_value *v);
  * EVR_ECORRUPT on malformed bytes, EVR_ESQL if binding fails. */
 int evr__bind_values(sqlite3_stmt *st, int first, struct evr_reader *r, int n);
 
+/* Binds (or skips) the next value of r. */
+int evr__bind_value(sqlite3_stmt *st, int param, struct evr_reader *r);
+int evr__skip_value(struct evr_reader *r);
+
 /* Checks that r holds exactly n well-formed values. */
 bool evr__values_valid(const uint8_t *p, size_t len, int n);
 
@@ -53,6 +57,8 @@ struct evr__table {
     int *pk;           /* positions in cols[], in key order */
     bool hidden_rowid; /* rowid table whose key is not the rowid */
     bool has_default;  /* some column has a non-NULL DEFAULT */
+    bool in_place;     /* rollback may UPDATE rows in place: there are
+                          non-key columns and no UNIQUE index but the key */
     const char *rowid_name; /* a name that reaches the rowid, if hidden */
 
     /* digest */
@@ -64,6 +70,7 @@ struct evr__table {
     sqlite3_stmt *st_select; /* image [, rowid] by key */
     sqlite3_stmt *st_delete; /* by key */
     sqlite3_stmt *st_insert; /* image [, rowid] */
+    sqlite3_stmt *st_update; /* non-key columns by key */
 };
 
 struct evr__schema {
@@ -251,6 +258,9 @@ int evr__delete_row(struct evr_cow_conn *c, struct evr__table *t,
 int evr__insert_row(struct evr_cow_conn *c, struct evr__table *t,
                     const uint8_t *img, size_t img_len, const int64_t *rowid,
                     struct evr_err *err);
+/* Sets the non-key columns of the row with img's key to img's values. */
+int evr__update_row(struct evr_cow_conn *c, struct evr__table *t,
+                    const uint8_t *img, size_t img_len, struct evr_err *err);
 int evr__exec(struct evr_cow_conn *c, const char *sql, struct evr_err *err);
 /* BEGIN (begin) or COMMIT on the sequential connection, prepared once. */
 int evr__seq_txn(struct evr_cow *cow, bool begin, struct evr_err *err);

@@ -64,7 +64,8 @@ void evr__schema_finalize_stmts(struct evr__schema *s)
         sqlite3_finalize(t->st_select);
         sqlite3_finalize(t->st_delete);
         sqlite3_finalize(t->st_insert);
-        t->st_select = t->st_delete = t->st_insert = NULL;
+        sqlite3_finalize(t->st_update);
+        t->st_select = t->st_delete = t->st_insert = t->st_update = NULL;
     }
 }
 
@@ -259,6 +260,24 @@ static bool has_col(const struct evr__table *t, const char *name)
     return false;
 }
 
+/* Whether some UNIQUE index other than the PRIMARY KEY's exists. */
+static int other_unique(sqlite3 *db, const char *table, bool *out,
+                        struct evr_err *err)
+{
+    sqlite3_stmt *st;
+    int rc = prep(db,
+                  "SELECT count(*) FROM pragma_index_list(?1, 'main') "
+                  "WHERE \"unique\" AND origin <> 'pk'",
+                  &st, err);
+    if (rc != 0) {
+        return rc;
+    }
+    sqlite3_bind_text(st, 1, table, -1, SQLITE_TRANSIENT);
+    *out = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) > 0;
+    sqlite3_finalize(st);
+    return 0;
+}
+
 static int check_key(sqlite3 *db, struct evr__table *t, bool without_rowid,
                      struct col_info *cols, bool strict, struct evr_err *err)
 {
@@ -327,6 +346,11 @@ static int load_table(sqlite3 *db, struct evr__table *t, bool without_rowid,
     if (rc == 0) {
         rc = check_key(db, t, without_rowid, cols, strict, err);
     }
+    bool unique = true;
+    if (rc == 0) {
+        rc = other_unique(db, t->name, &unique, err);
+    }
+    t->in_place = rc == 0 && !unique && t->ncols > t->npk;
     for (int i = 0; i < n; i++) {
         free(cols[i].name);
     }

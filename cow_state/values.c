@@ -84,43 +84,56 @@ bool evr__values_valid(const uint8_t *p, size_t len, int n)
     return evr_reader_left(&r) == 0;
 }
 
+int evr__bind_value(sqlite3_stmt *st, int param, struct evr_reader *r)
+{
+    uint64_t w = 0;
+    const uint8_t *bytes = NULL;
+    uint32_t len = 0;
+    int tag = get_value(r, &w, &bytes, &len);
+    if (bytes == NULL) {
+        bytes = (const uint8_t *)""; /* a NULL pointer would bind NULL */
+    }
+    int rc;
+    switch (tag) {
+    case EVR_VAL_NULL:
+        rc = sqlite3_bind_null(st, param);
+        break;
+    case EVR_VAL_INT:
+        rc = sqlite3_bind_int64(st, param, (sqlite3_int64)w);
+        break;
+    case EVR_VAL_REAL: {
+        double d;
+        memcpy(&d, &w, sizeof d);
+        rc = sqlite3_bind_double(st, param, d);
+        break;
+    }
+    case EVR_VAL_TEXT:
+        rc = sqlite3_bind_text(st, param, (const char *)bytes, (int)len,
+                               SQLITE_STATIC);
+        break;
+    case EVR_VAL_BLOB:
+        rc = sqlite3_bind_blob(st, param, bytes, (int)len, SQLITE_STATIC);
+        break;
+    default:
+        return EVR_ECORRUPT;
+    }
+    return rc == SQLITE_OK ? 0 : EVR_ESQL;
+}
+
+int evr__skip_value(struct evr_reader *r)
+{
+    uint64_t w;
+    const uint8_t *bytes;
+    uint32_t len;
+    return get_value(r, &w, &bytes, &len) < 0 ? EVR_ECORRUPT : 0;
+}
+
 int evr__bind_values(sqlite3_stmt *st, int first, struct evr_reader *r, int n)
 {
     for (int i = 0; i < n; i++) {
-        uint64_t w = 0;
-        const uint8_t *bytes = NULL;
-        uint32_t len = 0;
-        int rc;
-        int tag = get_value(r, &w, &bytes, &len);
-        if (bytes == NULL) {
-            bytes = (const uint8_t *)""; /* a NULL pointer would bind NULL */
-        }
-        switch (tag) {
-        case EVR_VAL_NULL:
-            rc = sqlite3_bind_null(st, first + i);
-            break;
-        case EVR_VAL_INT:
-            rc = sqlite3_bind_int64(st, first + i, (sqlite3_int64)w);
-            break;
-        case EVR_VAL_REAL: {
-            double d;
-            memcpy(&d, &w, sizeof d);
-            rc = sqlite3_bind_double(st, first + i, d);
-            break;
-        }
-        case EVR_VAL_TEXT:
-            rc = sqlite3_bind_text(st, first + i, (const char *)bytes,
-                                   (int)len, SQLITE_STATIC);
-            break;
-        case EVR_VAL_BLOB:
-            rc = sqlite3_bind_blob(st, first + i, bytes, (int)len,
-                                   SQLITE_STATIC);
-            break;
-        default:
-            return EVR_ECORRUPT;
-        }
-        if (rc != SQLITE_OK) {
-            return EVR_ESQL;
+        int rc = evr__bind_value(st, first + i, r);
+        if (rc != 0) {
+            return rc;
         }
     }
     return 0;
