@@ -525,6 +525,18 @@ static int check_conns_clean(struct evr_cow *cow, struct evr_err *err)
     return 0;
 }
 
+/* Ends capture for the executing batch, if every connection is clean. */
+static int stop_capture(struct evr_cow *cow, struct evr_err *err)
+{
+    pthread_mutex_lock(&cow->capture_mu);
+    int rc = check_conns_clean(cow, err);
+    if (rc == 0) {
+        cow->executing = NULL;
+    }
+    pthread_mutex_unlock(&cow->capture_mu);
+    return rc;
+}
+
 int evr_cow_batch_end(struct evr_cow *cow, evr_h128 *state_root,
                       struct evr_err *err)
 {
@@ -538,12 +550,7 @@ int evr_cow_batch_end(struct evr_cow *cow, evr_h128 *state_root,
     if (b == NULL) {
         return evr_err_set(err, EVR_ESTATE, "no batch is executing");
     }
-    pthread_mutex_lock(&cow->capture_mu);
-    int rc = check_conns_clean(cow, err);
-    if (rc == 0) {
-        cow->executing = NULL;
-    }
-    pthread_mutex_unlock(&cow->capture_mu);
+    int rc = stop_capture(cow, err);
     uint64_t t0 = evr_now_ns();
     if (rc == 0) {
         rc = evr__batch_finalize(cow, b, err);
@@ -622,12 +629,7 @@ int evr_cow_rollback(struct evr_cow *cow, uint64_t op, struct evr_err *err)
                            "rollback of batch %llu: it is not uncommitted",
                            (unsigned long long)op);
     }
-    pthread_mutex_lock(&cow->capture_mu);
-    int rc = check_conns_clean(cow, err);
-    if (rc == 0) {
-        cow->executing = NULL;
-    }
-    pthread_mutex_unlock(&cow->capture_mu);
+    int rc = stop_capture(cow, err);
     uint64_t t0 = evr_now_ns();
     while (rc == 0 && cow->ring_count > first) {
         struct evr__batch *b = evr__ring_at(cow, cow->ring_count - 1);

@@ -72,14 +72,7 @@ evr_h128 evr__digest_root(struct evr__schema *s)
 static int scan_sql(const struct evr__table *t, struct evr_buf *sql)
 {
     int rc = evr_buf_put(sql, "SELECT ", 7);
-    for (int i = 0; rc == 0 && i < t->ncols; i++) {
-        char *q = sqlite3_mprintf("%s\"%w\"", i ? ", " : "", t->cols[i]);
-        if (q == NULL) {
-            return EVR_ENOMEM;
-        }
-        rc = evr_buf_put(sql, q, strlen(q));
-        sqlite3_free(q);
-    }
+    rc = rc ? rc : evr__append_cols(sql, t, false);
     if (rc == 0) {
         rc = evr_buf_put(sql, " FROM ", 6);
     }

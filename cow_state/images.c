@@ -36,7 +36,8 @@ static int append_key_where(struct evr_buf *sql, const struct evr__table *t,
     return rc;
 }
 
-static int append_cols(struct evr_buf *sql, const struct evr__table *t)
+int evr__append_cols(struct evr_buf *sql, const struct evr__table *t,
+                     bool rowid)
 {
     int rc = 0;
     for (int i = 0; rc == 0 && i < t->ncols; i++) {
@@ -47,7 +48,7 @@ static int append_cols(struct evr_buf *sql, const struct evr__table *t)
         rc = evr_buf_put(sql, q, strlen(q));
         sqlite3_free(q);
     }
-    if (rc == 0 && t->hidden_rowid) {
+    if (rc == 0 && rowid && t->hidden_rowid) {
         rc = evr_buf_put(sql, ", ", 2);
         if (rc == 0) {
             rc = evr_buf_put(sql, t->rowid_name, strlen(t->rowid_name));
@@ -70,7 +71,7 @@ static int build_sql(const struct evr__table *t, enum stmt_kind kind,
     switch (kind) {
     case ST_SELECT:
         rc = append_str(sql, "SELECT ");
-        rc = rc ? rc : append_cols(sql, t);
+        rc = rc ? rc : evr__append_cols(sql, t, true);
         rc = rc ? rc : append_str(sql, " FROM ");
         rc = rc ? rc : append_str(sql, t->qname);
         return rc ? rc : append_key_where(sql, t, 1);
@@ -98,7 +99,7 @@ static int build_sql(const struct evr__table *t, enum stmt_kind kind,
         rc = append_str(sql, "INSERT INTO ");
         rc = rc ? rc : append_str(sql, t->qname);
         rc = rc ? rc : append_str(sql, "(");
-        rc = rc ? rc : append_cols(sql, t);
+        rc = rc ? rc : evr__append_cols(sql, t, true);
         rc = rc ? rc : append_str(sql, ") VALUES (");
         int n = t->ncols + (t->hidden_rowid ? 1 : 0);
         for (int i = 0; rc == 0 && i < n; i++) {
@@ -183,14 +184,11 @@ int evr__read_row(struct evr_cow_conn *c, struct evr__table *t,
     return rc;
 }
 
-int evr__delete_row(struct evr_cow_conn *c, struct evr__table *t,
-                    const uint8_t *key, size_t key_len, struct evr_err *err)
+/* Runs a bound write statement (unless rc says binding failed) and resets
+ * it. */
+static int step_write(struct evr_cow_conn *c, struct evr__table *t,
+                      sqlite3_stmt *st, int rc, struct evr_err *err)
 {
-    sqlite3_stmt *st = table_stmt(c, t, ST_DELETE, err);
-    if (st == NULL) {
-        return err ? err->code : EVR_ESQL;
-    }
-    int rc = bind_key(st, t, key, key_len, err);
     if (rc == 0) {
         int step = sqlite3_step(st);
         if (step != SQLITE_DONE) {
@@ -200,6 +198,16 @@ int evr__delete_row(struct evr_cow_conn *c, struct evr__table *t,
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
     return rc;
+}
+
+int evr__delete_row(struct evr_cow_conn *c, struct evr__table *t,
+                    const uint8_t *key, size_t key_len, struct evr_err *err)
+{
+    sqlite3_stmt *st = table_stmt(c, t, ST_DELETE, err);
+    if (st == NULL) {
+        return err ? err->code : EVR_ESQL;
+    }
+    return step_write(c, t, st, bind_key(st, t, key, key_len, err), err);
 }
 
 int evr__insert_row(struct evr_cow_conn *c, struct evr__table *t,
@@ -222,15 +230,7 @@ int evr__insert_row(struct evr_cow_conn *c, struct evr__table *t,
     if (rc == 0 && t->hidden_rowid && rowid != NULL) {
         sqlite3_bind_int64(st, t->ncols + 1, *rowid);
     }
-    if (rc == 0) {
-        int step = sqlite3_step(st);
-        if (step != SQLITE_DONE) {
-            rc = evr__sqlite_err(err, c->db, step, t->name);
-        }
-    }
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-    return rc;
+    return step_write(c, t, st, rc, err);
 }
 
 int evr__update_row(struct evr_cow_conn *c, struct evr__table *t,
@@ -264,14 +264,8 @@ int evr__update_row(struct evr_cow_conn *c, struct evr__table *t,
     }
     if (rc != 0) {
         evr_err_set(err, rc, "table '%s': malformed row image", t->name);
-    } else {
-        int step = sqlite3_step(st);
-        if (step != SQLITE_DONE) {
-            rc = evr__sqlite_err(err, c->db, step, t->name);
-        }
     }
-    sqlite3_reset(st);
-    return rc;
+    return step_write(c, t, st, rc, err);
 }
 
 int evr__exec(struct evr_cow_conn *c, const char *sql, struct evr_err *err)

@@ -262,6 +262,9 @@ int evr__insert_row(struct evr_cow_conn *c, struct evr__table *t,
 int evr__update_row(struct evr_cow_conn *c, struct evr__table *t,
                     const uint8_t *img, size_t img_len, struct evr_err *err);
 int evr__exec(struct evr_cow_conn *c, const char *sql, struct evr_err *err);
+/* Appends "c1", "c2", ... [, rowid] (the rowid only if hidden and asked). */
+int evr__append_cols(struct evr_buf *sql, const struct evr__table *t,
+                     bool rowid);
 /* BEGIN (begin) or COMMIT on the sequential connection, prepared once. */
 int evr__seq_txn(struct evr_cow *cow, bool begin, struct evr_err *err);
 

@@ -64,13 +64,6 @@ static char *dump(struct evr_cow *cow)
     return th_dump_file(g_path);
 }
 
-static void must(int rc, const struct evr_err *err)
-{
-    if (rc != 0) {
-        fail_msg("%s", err->msg);
-    }
-}
-
 static void assert_same_state(struct evr_cow *cow, const char *want_dump,
                               evr_h128 want_root)
 {
@@ -80,7 +73,7 @@ static void assert_same_state(struct evr_cow *cow, const char *want_dump,
     assert_true(evr_h128_eq(evr_cow_digest(cow), want_root));
     evr_h128 full;
     struct evr_err err = {0};
-    must(evr_cow_digest_full(cow, &full, &err), &err);
+    th_must(evr_cow_digest_full(cow, &full, &err), &err);
     assert_true(evr_h128_eq(full, want_root));
 }
 
@@ -94,11 +87,11 @@ static void test_rollback_exact(void **state)
         evr_h128 root1;
         randdb_batch(f->cow, op, 1 + (int)evr_rng_below(&f->rng, 10), &f->rng,
                      &root1);
-        must(evr_cow_rollback(f->cow, op, &err), &err);
+        th_must(evr_cow_rollback(f->cow, op, &err), &err);
         assert_same_state(f->cow, before, root0);
         /* Re-execute the same op number, and keep it this time. */
         randdb_batch(f->cow, op, 3, &f->rng, &root1);
-        must(evr_cow_commit(f->cow, op, &err), &err);
+        th_must(evr_cow_commit(f->cow, op, &err), &err);
         free(before);
     }
 }
@@ -117,7 +110,7 @@ static void test_rollback_after_failed_statements(void **state)
 
     char *before = dump(f->cow);
     evr_h128 root0 = evr_cow_digest(f->cow);
-    must(evr_cow_batch_begin(f->cow, 1, &err), &err);
+    th_must(evr_cow_batch_begin(f->cow, 1, &err), &err);
     th_exec(db = evr_cow_conn_db(evr_cow_seq(f->cow)),
             "BEGIN; INSERT INTO b VALUES('u', 1, 0), ('w', 5, 0); COMMIT");
     /* A unique violation after a successful row change in the same
@@ -128,11 +121,11 @@ static void test_rollback_after_failed_statements(void **state)
     th_exec(db, "BEGIN; SAVEPOINT s; DELETE FROM c; ROLLBACK TO s; "
                 "DELETE FROM d; COMMIT");
     evr_h128 root1;
-    must(evr_cow_batch_end(f->cow, &root1, &err), &err);
+    th_must(evr_cow_batch_end(f->cow, &root1, &err), &err);
     evr_h128 full;
-    must(evr_cow_digest_full(f->cow, &full, &err), &err);
+    th_must(evr_cow_digest_full(f->cow, &full, &err), &err);
     assert_true(evr_h128_eq(full, root1));
-    must(evr_cow_rollback(f->cow, 1, &err), &err);
+    th_must(evr_cow_rollback(f->cow, 1, &err), &err);
     assert_same_state(f->cow, before, root0);
     free(before);
 }
@@ -152,21 +145,21 @@ static void test_stacked(void **state)
     assert_int_equal(evr_cow_uncommitted(f->cow), 6);
     /* Commit the first two, roll back from the fifth, then from the third:
      * every rollback lands exactly on its pre-batch state. */
-    must(evr_cow_commit(f->cow, 1, &err), &err);
-    must(evr_cow_commit(f->cow, 2, &err), &err);
+    th_must(evr_cow_commit(f->cow, 1, &err), &err);
+    th_must(evr_cow_commit(f->cow, 2, &err), &err);
     assert_int_equal(evr_cow_rollback(f->cow, 1, &err), EVR_ESTATE);
-    must(evr_cow_rollback(f->cow, 5, &err), &err);
+    th_must(evr_cow_rollback(f->cow, 5, &err), &err);
     assert_same_state(f->cow, dumps[4], roots[4]);
     assert_int_equal(evr_cow_uncommitted(f->cow), 2);
-    must(evr_cow_rollback(f->cow, 3, &err), &err);
+    th_must(evr_cow_rollback(f->cow, 3, &err), &err);
     assert_same_state(f->cow, dumps[2], roots[2]);
     assert_int_equal(evr_cow_uncommitted(f->cow), 0);
     /* An executing batch (never ended) rolls back too. */
-    must(evr_cow_batch_begin(f->cow, 3, &err), &err);
+    th_must(evr_cow_batch_begin(f->cow, 3, &err), &err);
     for (int i = 0; i < 5; i++) {
         randdb_request(evr_cow_seq(f->cow), &f->rng);
     }
-    must(evr_cow_rollback(f->cow, 3, &err), &err);
+    th_must(evr_cow_rollback(f->cow, 3, &err), &err);
     assert_same_state(f->cow, dumps[2], roots[2]);
     for (int i = 0; i < 6; i++) {
         free(dumps[i]);
@@ -182,8 +175,8 @@ static void test_commit_order_enforced(void **state)
     randdb_batch(f->cow, 6, 2, &f->rng, &r);
     assert_int_equal(evr_cow_commit(f->cow, 6, &err), EVR_ESTATE);
     assert_int_equal(evr_cow_batch_begin(f->cow, 6, &err), EVR_EINVAL);
-    must(evr_cow_commit(f->cow, 5, &err), &err);
-    must(evr_cow_commit(f->cow, 6, &err), &err);
+    th_must(evr_cow_commit(f->cow, 5, &err), &err);
+    th_must(evr_cow_commit(f->cow, 6, &err), &err);
     assert_int_equal(evr_cow_commit(f->cow, 7, &err), EVR_ESTATE);
 }
 
@@ -194,11 +187,11 @@ static void test_capture_limit(void **state)
     struct fixture *f = *state;
     struct evr_err err = {0};
     /* Make the pre-images large: 20 KB per row of a. */
-    must(evr_cow_batch_begin(f->cow, 1, &err), &err);
+    th_must(evr_cow_batch_begin(f->cow, 1, &err), &err);
     sqlite3 *db = evr_cow_conn_db(evr_cow_seq(f->cow));
     th_exec(db, "BEGIN; UPDATE a SET w = zeroblob(20000); COMMIT");
-    must(evr_cow_batch_end(f->cow, NULL, &err), &err);
-    must(evr_cow_commit(f->cow, 1, &err), &err);
+    th_must(evr_cow_batch_end(f->cow, NULL, &err), &err);
+    th_must(evr_cow_commit(f->cow, 1, &err), &err);
     evr_cow_close(f->cow);
     f->cow = open_with(f->path, 64 * 1024);
 
@@ -206,7 +199,7 @@ static void test_capture_limit(void **state)
     evr_h128 root0 = evr_cow_digest(f->cow);
     struct evr_cow_conn *c = evr_cow_seq(f->cow);
     db = evr_cow_conn_db(c);
-    must(evr_cow_batch_begin(f->cow, 2, &err), &err);
+    th_must(evr_cow_batch_begin(f->cow, 2, &err), &err);
     th_exec(db, "BEGIN; UPDATE b SET r = -1 WHERE k = "
                 "(SELECT min(k) FROM b)");
     assert_int_equal(evr_cow_conn_take_capture_error(c), 0);
@@ -216,11 +209,11 @@ static void test_capture_limit(void **state)
     assert_int_equal(evr_cow_conn_take_capture_error(c), EVR_ELIMIT);
     th_exec(db, "ROLLBACK");
     evr_h128 root1;
-    must(evr_cow_batch_end(f->cow, &root1, &err), &err);
+    th_must(evr_cow_batch_end(f->cow, &root1, &err), &err);
     evr_h128 full;
-    must(evr_cow_digest_full(f->cow, &full, &err), &err);
+    th_must(evr_cow_digest_full(f->cow, &full, &err), &err);
     assert_true(evr_h128_eq(full, root1));
-    must(evr_cow_rollback(f->cow, 2, &err), &err);
+    th_must(evr_cow_rollback(f->cow, 2, &err), &err);
     assert_same_state(f->cow, before, root0);
     free(before);
 }
@@ -234,7 +227,7 @@ static void test_full_disk(void **state)
     char *before = dump(f->cow);
     evr_h128 root0 = evr_cow_digest(f->cow);
     sqlite3 *db = evr_cow_conn_db(evr_cow_seq(f->cow));
-    must(evr_cow_batch_begin(f->cow, 1, &err), &err);
+    th_must(evr_cow_batch_begin(f->cow, 1, &err), &err);
     th_exec(db, "BEGIN; UPDATE a SET x = 7; COMMIT");
 
     struct rlimit old, lim;
@@ -253,8 +246,8 @@ static void test_full_disk(void **state)
     th_try(db, "ROLLBACK");
     assert_int_equal(src, EVR_ESTATE); /* a batch is still uncommitted */
     evr_h128 root1;
-    must(evr_cow_batch_end(f->cow, &root1, &err), &err);
-    must(evr_cow_rollback(f->cow, 1, &err), &err);
+    th_must(evr_cow_batch_end(f->cow, &root1, &err), &err);
+    th_must(evr_cow_rollback(f->cow, 1, &err), &err);
     assert_same_state(f->cow, before, root0);
     free(snap);
     free(before);
@@ -277,15 +270,15 @@ static void test_altered_table(void **state)
     struct evr_cow *cow = open_with(path, 1u << 20);
     struct evr_err err = {0};
     evr_h128 root0 = evr_cow_digest(cow);
-    must(evr_cow_batch_begin(cow, 1, &err), &err);
+    th_must(evr_cow_batch_begin(cow, 1, &err), &err);
     th_exec(evr_cow_conn_db(evr_cow_seq(cow)),
             "BEGIN; UPDATE t SET v = 10 WHERE k = 1; DELETE FROM t WHERE k = 2;"
             "COMMIT");
     evr_h128 root1, full;
-    must(evr_cow_batch_end(cow, &root1, &err), &err);
-    must(evr_cow_digest_full(cow, &full, &err), &err);
+    th_must(evr_cow_batch_end(cow, &root1, &err), &err);
+    th_must(evr_cow_digest_full(cow, &full, &err), &err);
     assert_true(evr_h128_eq(root1, full));
-    must(evr_cow_rollback(cow, 1, &err), &err);
+    th_must(evr_cow_rollback(cow, 1, &err), &err);
     assert_true(evr_h128_eq(evr_cow_digest(cow), root0));
     evr_cow_close(cow);
     char *after = th_dump_file(path);
@@ -317,15 +310,15 @@ static void test_triggers(void **state)
     struct evr_err err = {0};
     evr_h128 root0 = evr_cow_digest(cow);
     for (uint64_t op = 1; op <= 3; op++) {
-        must(evr_cow_batch_begin(cow, op, &err), &err);
+        th_must(evr_cow_batch_begin(cow, op, &err), &err);
         th_exec(evr_cow_conn_db(evr_cow_seq(cow)),
                 "BEGIN; INSERT INTO t VALUES(3, 3); DELETE FROM t WHERE k = 1;"
                 "UPDATE t SET v = 20 WHERE k = 2; COMMIT");
         evr_h128 root, full;
-        must(evr_cow_batch_end(cow, &root, &err), &err);
-        must(evr_cow_digest_full(cow, &full, &err), &err);
+        th_must(evr_cow_batch_end(cow, &root, &err), &err);
+        th_must(evr_cow_digest_full(cow, &full, &err), &err);
         assert_true(evr_h128_eq(root, full));
-        must(evr_cow_rollback(cow, op, &err), &err);
+        th_must(evr_cow_rollback(cow, op, &err), &err);
         assert_true(evr_h128_eq(evr_cow_digest(cow), root0));
         char *after = th_dump_file(path);
         assert_string_equal(before, after); /* log unchanged too */

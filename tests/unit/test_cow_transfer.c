@@ -27,13 +27,6 @@ static struct evr_cow *open_cow(const char *path)
     return cow;
 }
 
-static void must(int rc, const struct evr_err *err)
-{
-    if (rc != 0) {
-        fail_msg("%s", err->msg);
-    }
-}
-
 /* Two replicas with the same start state. */
 static int setup(void **state)
 {
@@ -98,17 +91,17 @@ static void test_delta_round_trip(void **state)
         evr_h128 ra;
         randdb_batch(f->a, op, 1 + (int)evr_rng_below(&f->rng, 8), &f->rng,
                      &ra);
-        must(evr_cow_commit(f->a, op, &err), &err);
+        th_must(evr_cow_commit(f->a, op, &err), &err);
         /* Exported after commit, from the retained copy. */
         evr_buf_reset(&delta);
-        must(evr_cow_delta_export(f->a, op, &delta, &err), &err);
-        must(evr_cow_delta_apply(f->b, op, delta.data, delta.len, &err),
+        th_must(evr_cow_delta_export(f->a, op, &delta, &err), &err);
+        th_must(evr_cow_delta_apply(f->b, op, delta.data, delta.len, &err),
              &err);
-        must(evr_cow_commit(f->b, op, &err), &err);
+        th_must(evr_cow_commit(f->b, op, &err), &err);
         assert_true(evr_h128_eq(evr_cow_digest(f->b), ra));
     }
     evr_h128 full;
-    must(evr_cow_digest_full(f->b, &full, &err), &err);
+    th_must(evr_cow_digest_full(f->b, &full, &err), &err);
     assert_true(evr_h128_eq(full, evr_cow_digest(f->a)));
     char *ca = content(f->pa);
     char *cb = content(f->pb);
@@ -132,13 +125,13 @@ static void test_delta_repairs_divergence(void **state)
     assert_false(evr_h128_eq(ra, rb));
     struct evr_buf delta;
     evr_buf_init(&delta, SIZE_MAX);
-    must(evr_cow_delta_export(f->a, 1, &delta, &err), &err);
+    th_must(evr_cow_delta_export(f->a, 1, &delta, &err), &err);
     /* Applying onto the diverged state is refused and changes nothing. */
     assert_int_equal(evr_cow_delta_apply(f->b, 2, delta.data, delta.len, &err),
                      EVR_EMISMATCH);
     assert_true(evr_h128_eq(evr_cow_digest(f->b), rb));
-    must(evr_cow_rollback(f->b, 1, &err), &err);
-    must(evr_cow_delta_apply(f->b, 1, delta.data, delta.len, &err), &err);
+    th_must(evr_cow_rollback(f->b, 1, &err), &err);
+    th_must(evr_cow_delta_apply(f->b, 1, delta.data, delta.len, &err), &err);
     assert_true(evr_h128_eq(evr_cow_digest(f->b), ra));
     evr_buf_free(&delta);
 }
@@ -151,7 +144,7 @@ static void test_delta_refusals(void **state)
     randdb_batch(f->a, 1, 8, &f->rng, &ra);
     struct evr_buf delta;
     evr_buf_init(&delta, SIZE_MAX);
-    must(evr_cow_delta_export(f->a, 1, &delta, &err), &err);
+    th_must(evr_cow_delta_export(f->a, 1, &delta, &err), &err);
     evr_h128 before = evr_cow_digest(f->b);
     /* Every single-byte corruption and every truncation is refused. */
     for (size_t i = 0; i < delta.len; i += 1 + delta.len / 97) {
@@ -179,11 +172,11 @@ static void test_snapshot_round_trip(void **state)
     for (uint64_t op = 1; op <= 20; op++) {
         evr_h128 r;
         randdb_batch(f->a, op, 5, &f->rng, &r);
-        must(evr_cow_commit(f->a, op, &err), &err);
+        th_must(evr_cow_commit(f->a, op, &err), &err);
     }
     char *snap = th_path(f->dir, "a.snap");
-    must(evr_cow_snapshot_export(f->a, snap, &err), &err);
-    must(evr_cow_snapshot_import(f->b, snap, &err), &err);
+    th_must(evr_cow_snapshot_export(f->a, snap, &err), &err);
+    th_must(evr_cow_snapshot_import(f->b, snap, &err), &err);
     assert_true(evr_h128_eq(evr_cow_digest(f->a), evr_cow_digest(f->b)));
     char *da = th_dump_file(f->pa);
     char *db = th_dump_file(f->pb);
@@ -194,9 +187,9 @@ static void test_snapshot_round_trip(void **state)
     evr_h128 r;
     randdb_batch(f->b, 21, 5, &f->rng, &r);
     evr_h128 full;
-    must(evr_cow_digest_full(f->b, &full, &err), &err);
+    th_must(evr_cow_digest_full(f->b, &full, &err), &err);
     assert_true(evr_h128_eq(full, r));
-    must(evr_cow_rollback(f->b, 21, &err), &err);
+    th_must(evr_cow_rollback(f->b, 21, &err), &err);
     free(snap);
 }
 
@@ -245,8 +238,8 @@ static void test_snapshot_refusals(void **state)
     randdb_batch(f->a, 1, 5, &f->rng, &r);
     char *snap = th_path(f->dir, "a.snap");
     assert_int_equal(evr_cow_snapshot_export(f->a, snap, &err), EVR_ESTATE);
-    must(evr_cow_commit(f->a, 1, &err), &err);
-    must(evr_cow_snapshot_export(f->a, snap, &err), &err);
+    th_must(evr_cow_commit(f->a, 1, &err), &err);
+    th_must(evr_cow_snapshot_export(f->a, snap, &err), &err);
 
     char *missing = th_path(f->dir, "nope.snap");
     expect_import_refused(f, missing, EVR_ENOENT, "nope.snap");
@@ -264,7 +257,7 @@ static void test_snapshot_refusals(void **state)
 
     /* Intact records but a claimed digest that the rows do not give: the
      * header checksum is recomputed, so only the digest check can refuse. */
-    must(evr_cow_snapshot_export(f->a, snap, &err), &err);
+    th_must(evr_cow_snapshot_export(f->a, snap, &err), &err);
     FILE *fp = fopen(snap, "r+b");
     uint8_t h[40];
     assert_int_equal(fread(h, 1, 40, fp), 40);

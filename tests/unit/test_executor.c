@@ -14,13 +14,6 @@ struct replica {
     struct evr_executor *ex;
 };
 
-static void must(int rc, const struct evr_err *err)
-{
-    if (rc != 0) {
-        fail_msg("%s", err->msg);
-    }
-}
-
 static void open_replica(struct replica *r, const char *path,
                          const struct evr_app *app, int threads,
                          size_t batch_bytes_max)
@@ -29,8 +22,8 @@ static void open_replica(struct replica *r, const char *path,
     evr_cow_opts_default(&o, path, threads - 1); /* + the caller's */
     o.batch_bytes_max = batch_bytes_max;
     struct evr_err err = {0};
-    must(evr_cow_open(&o, &r->cow, &err), &err);
-    must(evr_executor_new(r->cow, app, 1024, &r->ex, &err), &err);
+    th_must(evr_cow_open(&o, &r->cow, &err), &err);
+    th_must(evr_executor_new(r->cow, app, 1024, &r->ex, &err), &err);
 }
 
 static void close_replica(struct replica *r)
@@ -53,7 +46,7 @@ static void kv_app(struct evr_app *app, const char *reads)
         {"scan-fraction", scan},  {"scan-length", "5"},
     };
     struct evr_err err = {0};
-    must(evr_app_open("kv", opts, 6, app, &err), &err);
+    th_must(evr_app_open("kv", opts, 6, app, &err), &err);
 }
 
 static char *populate(const char *dir, const char *name,
@@ -61,7 +54,7 @@ static char *populate(const char *dir, const char *name,
 {
     char *path = th_path(dir, name);
     struct evr_err err = {0};
-    must(evr_app_populate_file(app, path, &err), &err);
+    th_must(evr_app_populate_file(app, path, &err), &err);
     return path;
 }
 
@@ -75,7 +68,7 @@ static void test_sequential_deterministic(void **state)
     char *p2 = populate(dir, "two.db", &app);
     struct evr_batchset set;
     struct evr_err err = {0};
-    must(evr_batchset_generate(&app, 30, 64, th_seed(5), 1000, &set, &err),
+    th_must(evr_batchset_generate(&app, 30, 64, th_seed(5), 1000, &set, &err),
          &err);
     struct replica a, b;
     open_replica(&a, p1, &app, 1, 256u << 20);
@@ -83,15 +76,15 @@ static void test_sequential_deterministic(void **state)
     assert_true(evr_h128_eq(evr_cow_digest(a.cow), evr_cow_digest(b.cow)));
     for (uint32_t i = 0; i < set.nbatches; i++) {
         struct evr_batch_result ra, rb;
-        must(evr_execute_batch(a.ex, &set.batches[i], EVR_EXEC_SEQUENTIAL,
+        th_must(evr_execute_batch(a.ex, &set.batches[i], EVR_EXEC_SEQUENTIAL,
                                NULL, &ra, &err),
              &err);
-        must(evr_execute_batch(b.ex, &set.batches[i], EVR_EXEC_SEQUENTIAL,
+        th_must(evr_execute_batch(b.ex, &set.batches[i], EVR_EXEC_SEQUENTIAL,
                                NULL, &rb, &err),
              &err);
         assert_true(evr_h128_eq(ra.token, rb.token));
-        must(evr_cow_commit(a.cow, set.batches[i].op, &err), &err);
-        must(evr_cow_commit(b.cow, set.batches[i].op, &err), &err);
+        th_must(evr_cow_commit(a.cow, set.batches[i].op, &err), &err);
+        th_must(evr_cow_commit(b.cow, set.batches[i].op, &err), &err);
     }
     struct evr_exec_stats st;
     evr_executor_stats(a.ex, &st);
@@ -122,43 +115,43 @@ static void run_parallel_vs_sequential(const char *mix, int threads)
     char *ps = populate(dir, "seq.db", &app);
     struct evr_batchset set;
     struct evr_err err = {0};
-    must(evr_batchset_generate(&app, 40, 128, th_seed(6), 0, &set, &err),
+    th_must(evr_batchset_generate(&app, 40, 128, th_seed(6), 0, &set, &err),
          &err);
     struct replica par, mixo, seq;
     open_replica(&par, pp, &app, threads, 256u << 20);
     open_replica(&mixo, pm, &app, 1, 256u << 20);
     open_replica(&seq, ps, &app, 1, 256u << 20);
     struct evr_mixer *m;
-    must(evr_mixer_new(1024, &m, &err), &err);
+    th_must(evr_mixer_new(1024, &m, &err), &err);
     uint64_t subs = 0;
     for (uint32_t i = 0; i < set.nbatches; i++) {
         const struct evr_batch *b = &set.batches[i];
         struct evr_plan plan;
-        must(evr_mixer_plan(m, b->csets, b->n, &plan, &err), &err);
+        th_must(evr_mixer_plan(m, b->csets, b->n, &plan, &err), &err);
         subs += plan.nsub;
         struct evr_batch_result rp, rs;
-        must(evr_execute_batch(par.ex, b, EVR_EXEC_PARALLEL, &plan, &rp, &err),
+        th_must(evr_execute_batch(par.ex, b, EVR_EXEC_PARALLEL, &plan, &rp, &err),
              &err);
         /* Sequential, following the plan's order. */
-        must(evr_cow_batch_begin(mixo.cow, b->op, &err), &err);
-        must(evr_executor_run_sequential(mixo.ex, b, plan.order, &err), &err);
+        th_must(evr_cow_batch_begin(mixo.cow, b->op, &err), &err);
+        th_must(evr_executor_run_sequential(mixo.ex, b, plan.order, &err), &err);
         evr_h128 root;
-        must(evr_cow_batch_end(mixo.cow, &root, &err), &err);
+        th_must(evr_cow_batch_end(mixo.cow, &root, &err), &err);
         evr_h128 tm = evr_token(b->op, root,
                                 evr_executor_response_digest(mixo.ex));
-        must(evr_execute_batch(seq.ex, b, EVR_EXEC_SEQUENTIAL, NULL, &rs,
+        th_must(evr_execute_batch(seq.ex, b, EVR_EXEC_SEQUENTIAL, NULL, &rs,
                                &err),
              &err);
         assert_true(evr_h128_eq(rp.token, tm));
         assert_true(evr_h128_eq(rp.token, rs.token));
-        must(evr_cow_commit(par.cow, b->op, &err), &err);
-        must(evr_cow_commit(mixo.cow, b->op, &err), &err);
-        must(evr_cow_commit(seq.cow, b->op, &err), &err);
+        th_must(evr_cow_commit(par.cow, b->op, &err), &err);
+        th_must(evr_cow_commit(mixo.cow, b->op, &err), &err);
+        th_must(evr_cow_commit(seq.cow, b->op, &err), &err);
     }
     /* The mix did run in parallel: sub-batches were wider than one. */
     assert_true(subs < (uint64_t)set.nbatches * 128 / 2);
     evr_h128 full;
-    must(evr_cow_digest_full(par.cow, &full, &err), &err);
+    th_must(evr_cow_digest_full(par.cow, &full, &err), &err);
     assert_true(evr_h128_eq(full, evr_cow_digest(par.cow)));
     evr_mixer_free(m);
     close_replica(&par);
@@ -231,37 +224,37 @@ static void run_wrong_hints(void (*classify)(void *, const uint8_t *,
     char *path = populate(dir, "liar.db", &app);
     struct evr_batchset set;
     struct evr_err err = {0};
-    must(evr_batchset_generate(&liar, 20, 200, th_seed(7), 0, &set, &err),
+    th_must(evr_batchset_generate(&liar, 20, 200, th_seed(7), 0, &set, &err),
          &err);
     struct replica r;
     open_replica(&r, path, &liar, 4, 256u << 20);
     evr_executor_set_txn_mode(r.ex, mode);
     struct evr_mixer *m;
-    must(evr_mixer_new(1024, &m, &err), &err);
+    th_must(evr_mixer_new(1024, &m, &err), &err);
     for (uint32_t i = 0; i < set.nbatches; i++) {
         const struct evr_batch *b = &set.batches[i];
         struct evr_plan plan;
-        must(evr_mixer_plan(m, b->csets, b->n, &plan, &err), &err);
+        th_must(evr_mixer_plan(m, b->csets, b->n, &plan, &err), &err);
         if (expect_one_sub) {
             assert_int_equal(plan.nsub, 1); /* everything at once */
         }
         evr_h128 before = evr_cow_digest(r.cow);
         struct evr_batch_result res;
-        must(evr_execute_batch(r.ex, b, EVR_EXEC_PARALLEL, &plan, &res, &err),
+        th_must(evr_execute_batch(r.ex, b, EVR_EXEC_PARALLEL, &plan, &res, &err),
              &err);
         evr_h128 full;
-        must(evr_cow_digest_full(r.cow, &full, &err), &err);
+        th_must(evr_cow_digest_full(r.cow, &full, &err), &err);
         assert_true(evr_h128_eq(full, res.state_root));
         if (i % 4 == 3) {
-            must(evr_cow_rollback(r.cow, b->op, &err), &err);
+            th_must(evr_cow_rollback(r.cow, b->op, &err), &err);
             assert_true(evr_h128_eq(evr_cow_digest(r.cow), before));
-            must(evr_cow_digest_full(r.cow, &full, &err), &err);
+            th_must(evr_cow_digest_full(r.cow, &full, &err), &err);
             assert_true(evr_h128_eq(full, before));
-            must(evr_execute_batch(r.ex, b, EVR_EXEC_SEQUENTIAL, NULL, &res,
+            th_must(evr_execute_batch(r.ex, b, EVR_EXEC_SEQUENTIAL, NULL, &res,
                                    &err),
                  &err);
         }
-        must(evr_cow_commit(r.cow, b->op, &err), &err);
+        th_must(evr_cow_commit(r.cow, b->op, &err), &err);
     }
     const struct evr_response *resp = evr_executor_responses(r.ex);
     for (uint32_t i = 0; i < 200; i++) {
@@ -311,11 +304,11 @@ static void test_context(void **state)
                           .n = 8, .req = reqs, .csets = cs};
     struct evr_mixer *m;
     struct evr_err err = {0};
-    must(evr_mixer_new(64, &m, &err), &err);
+    th_must(evr_mixer_new(64, &m, &err), &err);
     struct evr_plan plan;
-    must(evr_mixer_plan(m, cs, 8, &plan, &err), &err);
+    th_must(evr_mixer_plan(m, cs, 8, &plan, &err), &err);
     struct evr_batch_result rp, rs;
-    must(evr_execute_batch(r.ex, &b, EVR_EXEC_PARALLEL, &plan, &rp, &err),
+    th_must(evr_execute_batch(r.ex, &b, EVR_EXEC_PARALLEL, &plan, &rp, &err),
          &err);
     uint8_t par[8][28];
     const struct evr_response *resp = evr_executor_responses(r.ex);
@@ -329,25 +322,25 @@ static void test_context(void **state)
         evr_rng_seed2(&want, 77, (uint64_t)i);
         assert_int_equal(evr_load_u64(par[i] + 8), evr_rng_next(&want));
     }
-    must(evr_cow_rollback(r.cow, 9, &err), &err);
+    th_must(evr_cow_rollback(r.cow, 9, &err), &err);
     /* Sequential in reverse order: the same responses, the same digest. */
     uint32_t rev[8] = {7, 6, 5, 4, 3, 2, 1, 0};
-    must(evr_cow_batch_begin(r.cow, 9, &err), &err);
-    must(evr_executor_run_sequential(r.ex, &b, rev, &err), &err);
-    must(evr_cow_batch_end(r.cow, NULL, &err), &err);
+    th_must(evr_cow_batch_begin(r.cow, 9, &err), &err);
+    th_must(evr_executor_run_sequential(r.ex, &b, rev, &err), &err);
+    th_must(evr_cow_batch_end(r.cow, NULL, &err), &err);
     for (int i = 0; i < 8; i++) {
         assert_memory_equal(resp[i].body.data, par[i], 28);
     }
     assert_true(evr_h128_eq(evr_executor_response_digest(r.ex),
                             rp.response_digest));
-    must(evr_cow_rollback(r.cow, 9, &err), &err);
-    must(evr_execute_batch(r.ex, &b, EVR_EXEC_SEQUENTIAL, NULL, &rs, &err),
+    th_must(evr_cow_rollback(r.cow, 9, &err), &err);
+    th_must(evr_execute_batch(r.ex, &b, EVR_EXEC_SEQUENTIAL, NULL, &rs, &err),
          &err);
     assert_true(evr_h128_eq(rs.token, rp.token));
     /* A different timestamp is a different token. */
-    must(evr_cow_rollback(r.cow, 9, &err), &err);
+    th_must(evr_cow_rollback(r.cow, 9, &err), &err);
     b.timestamp_us++;
-    must(evr_execute_batch(r.ex, &b, EVR_EXEC_SEQUENTIAL, NULL, &rs, &err),
+    th_must(evr_execute_batch(r.ex, &b, EVR_EXEC_SEQUENTIAL, NULL, &rs, &err),
          &err);
     assert_false(evr_h128_eq(rs.token, rp.token));
     evr_mixer_free(m);
@@ -394,7 +387,7 @@ static void test_request_failures(void **state)
     evr_h128 before = evr_cow_digest(r.cow);
     struct evr_batch_result res;
     struct evr_err err = {0};
-    must(evr_execute_batch(r.ex, &b, EVR_EXEC_SEQUENTIAL, NULL, &res, &err),
+    th_must(evr_execute_batch(r.ex, &b, EVR_EXEC_SEQUENTIAL, NULL, &res, &err),
          &err);
     const struct evr_response *resp = evr_executor_responses(r.ex);
     assert_int_equal(resp[PUTS].status, EVR_EINVAL);
@@ -415,9 +408,9 @@ static void test_request_failures(void **state)
     assert_non_null(strstr(err.msg, "memory limit"));
     evr_buf_free(&delta);
     evr_h128 full;
-    must(evr_cow_digest_full(r.cow, &full, &err), &err);
+    th_must(evr_cow_digest_full(r.cow, &full, &err), &err);
     assert_true(evr_h128_eq(full, res.state_root));
-    must(evr_cow_rollback(r.cow, 1, &err), &err);
+    th_must(evr_cow_rollback(r.cow, 1, &err), &err);
     assert_true(evr_h128_eq(evr_cow_digest(r.cow), before));
     evr_buf_free(&bytes);
     close_replica(&r);

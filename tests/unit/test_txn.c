@@ -85,13 +85,6 @@ struct fixture {
     struct evr_cset cs[64];
 };
 
-static void must(int rc, const struct evr_err *err)
-{
-    if (rc != 0) {
-        fail_msg("%s", err->msg);
-    }
-}
-
 static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof *f);
@@ -99,12 +92,12 @@ static int setup(void **state)
     f->path = th_path(f->dir, "t.db");
     f->app = (struct evr_app){&t_ops, NULL};
     struct evr_err err = {0};
-    must(evr_app_populate_file(&f->app, f->path, &err), &err);
+    th_must(evr_app_populate_file(&f->app, f->path, &err), &err);
     struct evr_cow_opts o;
     evr_cow_opts_default(&o, f->path, 2);
-    must(evr_cow_open(&o, &f->cow, &err), &err);
-    must(evr_executor_new(f->cow, &f->app, 64, &f->ex, &err), &err);
-    must(evr_mixer_new(64, &f->mixer, &err), &err);
+    th_must(evr_cow_open(&o, &f->cow, &err), &err);
+    th_must(evr_executor_new(f->cow, &f->app, 64, &f->ex, &err), &err);
+    th_must(evr_mixer_new(64, &f->mixer, &err), &err);
     *state = f;
     return 0;
 }
@@ -154,7 +147,7 @@ static void check_digest(struct fixture *f, evr_h128 root)
 {
     evr_h128 full;
     struct evr_err err = {0};
-    must(evr_cow_digest_full(f->cow, &full, &err), &err);
+    th_must(evr_cow_digest_full(f->cow, &full, &err), &err);
     assert_true(evr_h128_eq(full, root));
 }
 
@@ -171,9 +164,9 @@ static void test_failed_request_undone_alone(void **state)
                                                   : EVR_TXN_GROUPED);
         struct evr_batch b = make_batch(f, 1, ops, 6, 10);
         struct evr_plan plan;
-        must(evr_mixer_plan(f->mixer, f->cs, 6, &plan, &err), &err);
+        th_must(evr_mixer_plan(f->mixer, f->cs, 6, &plan, &err), &err);
         struct evr_batch_result res;
-        must(evr_execute_batch(f->ex, &b, mode < 2 ? EVR_EXEC_SEQUENTIAL
+        th_must(evr_execute_batch(f->ex, &b, mode < 2 ? EVR_EXEC_SEQUENTIAL
                                                    : EVR_EXEC_PARALLEL,
                                &plan, &res, &err),
              &err);
@@ -189,7 +182,7 @@ static void test_failed_request_undone_alone(void **state)
         assert_int_equal(row_exists(f, 5), 0);
         check_digest(f, res.state_root);
         tokens[mode] = res.token;
-        must(evr_cow_rollback(f->cow, 1, &err), &err);
+        th_must(evr_cow_rollback(f->cow, 1, &err), &err);
     }
     for (int mode = 1; mode < 4; mode++) {
         assert_true(evr_h128_eq(tokens[mode], tokens[0]));
@@ -221,7 +214,7 @@ static void test_group_commit_fails(void **state)
     int rc = evr_execute_batch(f->ex, &b, EVR_EXEC_SEQUENTIAL, NULL, &res,
                                &err);
     setrlimit(RLIMIT_FSIZE, &old);
-    must(rc, &err);
+    th_must(rc, &err);
     const struct evr_response *r = evr_executor_responses(f->ex);
     for (int i = 0; i < 40; i++) {
         assert_int_not_equal(r[i].status, 0);
@@ -230,10 +223,10 @@ static void test_group_commit_fails(void **state)
     }
     assert_true(evr_h128_eq(res.state_root, before));
     check_digest(f, res.state_root);
-    must(evr_cow_rollback(f->cow, 1, &err), &err);
+    th_must(evr_cow_rollback(f->cow, 1, &err), &err);
     assert_true(evr_h128_eq(evr_cow_digest(f->cow), before));
     /* With room again, the same batch goes through. */
-    must(evr_execute_batch(f->ex, &b, EVR_EXEC_SEQUENTIAL, NULL, &res, &err),
+    th_must(evr_execute_batch(f->ex, &b, EVR_EXEC_SEQUENTIAL, NULL, &res, &err),
          &err);
     assert_int_equal(row_exists(f, 40), 1);
     check_digest(f, res.state_root);

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "common/buf.h"
+#include "common/err.h"
 
 char *th_mkdtemp(void)
 {
@@ -185,4 +186,11 @@ unsigned long long th_seed(unsigned long long def)
         printed = true;
     }
     return seed;
+}
+
+void th_must(int rc, const struct evr_err *err)
+{
+    if (rc != 0) {
+        fail_msg("%s", err->msg);
+    }
 }

@@ -39,6 +39,10 @@ char *th_dump_file(const char *path);
 /* Copies a file byte for byte. */
 void th_copy_file(const char *from, const char *to);
 
+struct evr_err;
+/* Fails the test with err's message unless rc is 0. */
+void th_must(int rc, const struct evr_err *err);
+
 /* Seed for randomised tests: $SEED if set, else def; printed once. */
 unsigned long long th_seed(unsigned long long def);
 
