@@ -51,6 +51,7 @@ void evr__batch_clear(struct evr__batch *b)
     }
     b->ntouch = 0;
     b->pre_bytes = 0;
+    b->post_bytes = 0;
     b->posts_dropped = false;
     b->rows_changed = 0;
     b->capture_rc = 0;
@@ -162,6 +163,8 @@ int evr__batch_add(struct evr__batch *b, struct evr__table *t,
 
 typedef int (*preupdate_value_fn)(sqlite3 *, int, sqlite3_value **);
 
+/* Encodes columns pos[0..n-1] (key values, canonical) or, with pos NULL,
+ * every column (an image). */
 static int encode_cols(sqlite3 *db, preupdate_value_fn get,
                        const struct evr__table *t, const int *pos, int n,
                        struct evr_buf *out)
@@ -172,7 +175,7 @@ static int encode_cols(sqlite3 *db, preupdate_value_fn get,
         if (get(db, t->col_cid[col], &v) != SQLITE_OK || v == NULL) {
             return EVR_ESQL;
         }
-        int rc = evr__enc_value(out, v);
+        int rc = pos ? evr__enc_key_value(out, v) : evr__enc_value(out, v);
         if (rc != 0) {
             return rc;
         }
@@ -196,6 +199,18 @@ static int capture_key(struct evr_cow_conn *c, struct evr__batch *b,
     size_t key_len = s->len;
     uint64_t kh = evr__key_hash(t, s->data, key_len);
     struct evr__touch *x = evr__batch_find(b, t, kh, s->data, key_len);
+    if (!use_old) {
+        /* A value too large to re-read at batch end fails its request now
+         * rather than the batch later. */
+        for (int i = 0; i < t->ncols; i++) {
+            sqlite3_value *v = NULL;
+            if (sqlite3_preupdate_new(c->db, t->col_cid[i], &v) == SQLITE_OK &&
+                v != NULL &&
+                (uint32_t)sqlite3_value_bytes(v) > EVR_VALUE_BYTES_MAX) {
+                return EVR_ELIMIT;
+            }
+        }
+    }
     if (x == NULL && !use_old) {
         /* First touch through a new row: no row had this key. */
         rc = evr__batch_add(b, t, kh, s->data, key_len, NULL, 0, 0);
@@ -241,6 +256,11 @@ static void on_preupdate(void *arg, sqlite3 *db, int op, const char *zdb,
         struct evr__table *t = evr__schema_find(&cow->schema, zname);
         if (t == NULL) {
             rc = EVR_ESCHEMA;
+        }
+        /* Only a hidden rowid is remembered: an INTEGER PRIMARY KEY's
+         * rowid is already a column of the image. */
+        if (!t->hidden_rowid) {
+            key1 = key2 = 0;
         }
         if (rc == 0 && (op == SQLITE_DELETE || op == SQLITE_UPDATE)) {
             rc = capture_key(c, b, t, true, key1);
@@ -304,12 +324,25 @@ static int read_post(struct evr_cow_conn *c, struct evr__batch *b,
         x->post_hash = x->pre_hash;
         return 0;
     }
-    x->post_len = (uint32_t)img->len;
     x->post_hash = evr__row_hash(x->t, img->data, img->len);
-    /* Final images serve only deltas: when they do not fit, keep the hashes
-     * (the digest needs them) and let the delta go. */
-    x->post = b->posts_dropped ? NULL
-                               : evr_arena_dup(&b->arena, img->data, img->len);
+    /* Final images serve only deltas. A key re-read again (early re-reads,
+     * then batch end) reuses its copy when it fits; new copies come out of
+     * their own budget, so they can never starve pre-image capture. When
+     * that budget is spent, keep the hashes (the digest needs them) and let
+     * the batch's delta go. */
+    if (x->post_own != NULL && x->post_cap >= img->len) {
+        memcpy(x->post_own, img->data, img->len);
+    } else if (!b->posts_dropped &&
+               b->post_bytes + img->len <= b->pre_bytes_max) {
+        x->post_own = evr_arena_dup(&b->arena, img->data, img->len);
+        x->post_cap = x->post_own ? (uint32_t)img->len : 0;
+        b->post_bytes += x->post_cap;
+    } else {
+        x->post_own = NULL;
+        x->post_cap = 0;
+    }
+    x->post = x->post_own;
+    x->post_len = (uint32_t)img->len;
     if (x->post == NULL) {
         b->posts_dropped = true;
     }
@@ -344,7 +377,7 @@ static int read_posts(struct evr_cow *cow, struct evr__batch *b, bool own_only,
             continue;
         }
         rc = read_post(c, b, x, &img, err);
-        x->read_seq = seq;
+        x->read_seq = rc == 0 ? seq : 0; /* a failed read is no read */
     }
     if (rc == 0) {
         rc = evr__seq_txn(cow, false, err);
@@ -422,10 +455,38 @@ void evr__set_side_effects(struct evr_cow *cow, sqlite3 *db, int on)
 /* A row that existed before and after the batch, with the same hidden
  * rowid, in a table whose only unique index is the key: its pre image can
  * be written over it in place, with no clash possible whatever the order. */
+/* Whether two images store byte-identical key values (1 and 1.0 are one key
+ * but not one stored value: an in-place update could not restore that). */
+static bool same_stored_key(const struct evr__table *t, const uint8_t *a,
+                            uint32_t alen, const uint8_t *b, uint32_t blen)
+{
+    struct evr_reader ra, rb;
+    evr_reader_init(&ra, a, alen);
+    evr_reader_init(&rb, b, blen);
+    for (int i = 0; i < t->ncols; i++) {
+        size_t a0 = ra.pos;
+        size_t b0 = rb.pos;
+        if (evr__skip_value(&ra) != 0 || evr__skip_value(&rb) != 0) {
+            return false;
+        }
+        if (evr__is_key_col(t, i) &&
+            (ra.pos - a0 != rb.pos - b0 ||
+             memcmp(a + a0, b + b0, ra.pos - a0) != 0)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* A row that existed before and after the batch, with the same hidden rowid
+ * and the same stored key, in a table whose only unique index is the key:
+ * its pre image can be written over it in place, with no clash possible
+ * whatever the order. */
 static bool restore_in_place(const struct evr__touch *x, bool finalized)
 {
-    return finalized && x->t->in_place && x->pre != NULL && x->post_present &&
-           x->pre_rowid == x->post_rowid;
+    return finalized && x->t->in_place && x->pre != NULL && x->post != NULL &&
+           x->pre_rowid == x->post_rowid &&
+           same_stored_key(x->t, x->pre, x->pre_len, x->post, x->post_len);
 }
 
 static int restore_pre_images(struct evr_cow_conn *c, struct evr__batch *b,

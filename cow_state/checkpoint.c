@@ -15,6 +15,10 @@
  *
  * Threads: the checkpointer thread only touches its own connection and the
  * fields under `mu`. Lock order: `mu` is never held while SQLite runs.
+ * Life cycle: mu and cv live as long as the cow (the WAL hook may fire from
+ * the first connection on); the thread and its connection are started after
+ * the others open and stopped before they close (also around a snapshot
+ * import).
  */
 #include <string.h>
 
@@ -74,13 +78,29 @@ void evr__ckpt_install(struct evr_cow *cow, sqlite3 *db)
     sqlite3_wal_hook(db, wal_hook, cow);
 }
 
-int evr__ckpt_start(struct evr_cow *cow, struct evr_err *err)
+void evr__ckpt_init(struct evr_cow *cow)
 {
     struct evr__ckpt *k = &cow->ckpt;
     memset(k, 0, sizeof *k);
     pthread_mutex_init(&k->mu, NULL);
     pthread_cond_init(&k->cv, NULL);
     k->initialized = true;
+}
+
+void evr__ckpt_destroy(struct evr_cow *cow)
+{
+    struct evr__ckpt *k = &cow->ckpt;
+    if (k->initialized) {
+        pthread_cond_destroy(&k->cv);
+        pthread_mutex_destroy(&k->mu);
+        k->initialized = false;
+    }
+}
+
+int evr__ckpt_start(struct evr_cow *cow, struct evr_err *err)
+{
+    struct evr__ckpt *k = &cow->ckpt;
+    k->stop = false;
     int rc = sqlite3_open_v2(cow->path, &k->db,
                              SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
                              EVR__VFS_NAME);
@@ -113,9 +133,6 @@ void evr__ckpt_stop(struct evr_cow *cow)
     }
     sqlite3_close(k->db);
     k->db = NULL;
-    pthread_cond_destroy(&k->cv);
-    pthread_mutex_destroy(&k->mu);
-    k->initialized = false;
 }
 
 int evr_cow_checkpoint_status(struct evr_cow *cow, uint64_t *runs)

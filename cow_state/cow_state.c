@@ -370,6 +370,7 @@ int evr_cow_open(const struct evr_cow_opts *opts, struct evr_cow **out,
     cow->path = strdup(opts->path);
     cow->opts.path = cow->path;
     pthread_mutex_init(&cow->capture_mu, NULL);
+    evr__ckpt_init(cow);
     rc = cow->path ? cow_alloc(cow, err)
                    : evr_err_set(err, EVR_ENOMEM, "out of memory");
     if (rc == 0) {
@@ -400,6 +401,7 @@ void evr_cow_close(struct evr_cow *cow)
     free(cow->deltas);
     free(cow->conns);
     pthread_mutex_destroy(&cow->capture_mu);
+    evr__ckpt_destroy(cow);
     free(cow->path);
     free(cow);
 }
@@ -483,6 +485,14 @@ int evr_cow_batch_begin(struct evr_cow *cow, uint64_t op, struct evr_err *err)
                            "digest no longer describes the database",
                            cow->stray_table);
     }
+    if (cow->ring_count > 0 &&
+        evr__ring_at(cow, cow->ring_count - 1)->state != EVR__BATCH_EXECUTED) {
+        return evr_err_set(err, EVR_ESTATE,
+                           "batch %llu did not end; roll it back first",
+                           (unsigned long long)evr__ring_at(
+                               cow, cow->ring_count - 1)->op);
+    }
+    uint64_t prev_last_op = cow->last_op;
     cow->last_op = op;
     if (!cow->opts.capture) {
         return 0;
@@ -495,6 +505,7 @@ int evr_cow_batch_begin(struct evr_cow *cow, uint64_t op, struct evr_err *err)
     struct evr__batch *b = evr__ring_at(cow, cow->ring_count);
     evr__batch_clear(b);
     b->op = op;
+    b->prev_last_op = prev_last_op;
     b->pre_root = evr__digest_root(&cow->schema);
     b->state = EVR__BATCH_EXECUTING;
     cow->ring_count++;
@@ -631,6 +642,7 @@ int evr_cow_rollback(struct evr_cow *cow, uint64_t op, struct evr_err *err)
     }
     int rc = stop_capture(cow, err);
     uint64_t t0 = evr_now_ns();
+    uint64_t prev_last_op = evr__ring_at(cow, first)->prev_last_op;
     while (rc == 0 && cow->ring_count > first) {
         struct evr__batch *b = evr__ring_at(cow, cow->ring_count - 1);
         rc = evr__batch_undo(cow, b, err);
@@ -641,7 +653,7 @@ int evr_cow_rollback(struct evr_cow *cow, uint64_t op, struct evr_err *err)
     }
     if (rc == 0) {
         /* Ops may be reused after a rollback (re-execution of batch op). */
-        cow->last_op = op - 1;
+        cow->last_op = prev_last_op;
         cow->stats.rollbacks++;
         cow->stats.rollback_ns += evr_now_ns() - t0;
     }

@@ -93,6 +93,9 @@ static int put_tables(struct evr_cow *cow, struct evr__touch **v, size_t n,
         if (local[i] >= 0) {
             const char *name = cow->schema.tables[i].name;
             size_t len = strlen(name);
+            if (len > UINT16_MAX) {
+                return EVR_ELIMIT; /* a name the format cannot carry */
+            }
             rc = evr_buf_put_u16(out, (uint16_t)len);
             rc = rc ? rc : evr_buf_put(out, name, len);
         }
@@ -241,21 +244,27 @@ static int parse_tables(struct evr_cow *cow, struct evr_reader *r,
     if (tables == NULL) {
         return evr_err_set(err, EVR_ENOMEM, "out of memory");
     }
-    for (int i = 0; i < *count && r->ok; i++) {
+    for (int i = 0; i < *count; i++) {
         uint16_t n = evr_get_u16(r);
         const uint8_t *name = evr_get_bytes(r, n);
-        char buf[1024];
-        if (name == NULL || n >= sizeof buf) {
-            break;
+        if (name == NULL) {
+            return evr_err_set(err, EVR_ECORRUPT, "delta table list");
+        }
+        char *buf = malloc((size_t)n + 1);
+        if (buf == NULL) {
+            return evr_err_set(err, EVR_ENOMEM, "out of memory");
         }
         memcpy(buf, name, n);
         buf[n] = '\0';
         tables[i] = evr__schema_find(&cow->schema, buf);
-        if (tables[i] == NULL) {
-            return evr_err_set(err, EVR_ESCHEMA,
-                               "delta names table '%s', which this database "
-                               "does not have",
-                               buf);
+        int rc = tables[i] ? 0
+                           : evr_err_set(err, EVR_ESCHEMA,
+                                         "delta names table '%.200s', which "
+                                         "this database does not have",
+                                         buf);
+        free(buf);
+        if (rc != 0) {
+            return rc;
         }
     }
     return r->ok ? 0 : evr_err_set(err, EVR_ECORRUPT, "delta table list");
@@ -335,6 +344,13 @@ static int write_entries(struct evr_cow *cow, const struct delta *d,
             rc = evr__insert_row(c, d->e[i].t, d->e[i].img, d->e[i].img_len,
                                  NULL, err);
         }
+    }
+    /* As for any request: what the hook could not capture must not commit. */
+    int cap = evr_cow_conn_take_capture_error(c);
+    if (rc == 0 && cap != 0) {
+        rc = evr_err_set(err, cap, "delta of batch %llu: change capture "
+                         "failed (%s)",
+                         (unsigned long long)d->op, evr_strerror(cap));
     }
     rc = rc ? rc : evr__exec(c, "COMMIT", err);
     if (rc != 0) {

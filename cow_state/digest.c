@@ -114,7 +114,7 @@ static int scan_table(sqlite3 *db, struct evr__table *t, struct evr_err *err)
             rc = evr__enc_value(&img, sqlite3_column_value(st, i));
         }
         for (int i = 0; rc == 0 && i < t->npk; i++) {
-            rc = evr__enc_value(&key, sqlite3_column_value(st, t->pk[i]));
+            rc = evr__enc_key_value(&key, sqlite3_column_value(st, t->pk[i]));
         }
         if (rc != 0) {
             evr_err_set(err, rc, "table '%s': encoding a row: %s", t->name,

@@ -8,16 +8,6 @@
 
 #include "cow_state/internal.h"
 
-static bool is_key_col(const struct evr__table *t, int col)
-{
-    for (int i = 0; i < t->npk; i++) {
-        if (t->pk[i] == col) {
-            return true;
-        }
-    }
-    return false;
-}
-
 /* Appends `"c1" = ?k AND ...` over the key columns, parameters from
  * first. */
 static int append_key_where(struct evr_buf *sql, const struct evr__table *t,
@@ -84,7 +74,7 @@ static int build_sql(const struct evr__table *t, enum stmt_kind kind,
         rc = rc ? rc : append_str(sql, t->qname);
         int n = 0;
         for (int i = 0; rc == 0 && i < t->ncols; i++) {
-            if (is_key_col(t, i)) {
+            if (evr__is_key_col(t, i)) {
                 continue;
             }
             n++;
@@ -247,7 +237,7 @@ int evr__update_row(struct evr_cow_conn *c, struct evr__table *t,
     int param = 1;
     int rc = 0;
     for (int i = 0; rc == 0 && i < t->ncols; i++) {
-        if (is_key_col(t, i)) {
+        if (evr__is_key_col(t, i)) {
             struct evr_reader at = r;
             rc = evr__skip_value(&r);
             for (int k = 0; rc == 0 && k < t->npk; k++) {

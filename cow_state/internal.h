@@ -22,16 +22,26 @@
  *   5      n     TEXT (UTF-8, no NUL) / BLOB bytes
  *
  * A row image is the values of the table's stored columns in declaration
- * order; a key is the values of its PRIMARY KEY columns in key order. The
+ * order; a key is the values of its PRIMARY KEY columns in key order, with
+ * integral REALs as INTEGERs (evr__enc_key_value). The
  * encoding is a function of the values alone, so equal rows encode to equal
  * bytes on every replica, and the row hash is XXH3-128 of the image seeded
  * with the table's seed.
  */
 enum { EVR_VAL_NULL = 0, EVR_VAL_INT, EVR_VAL_REAL, EVR_VAL_TEXT, EVR_VAL_BLOB };
 
-#define EVR_VALUE_BYTES_MAX (256u * 1024 * 1024)
+#define EVR_VALUE_BYTES_MAX (64u * 1024 * 1024)
 
 int evr__enc_value(struct evr_buf *b, sqlite3_value *v);
+
+/*
+ * Encoding of a key value: as evr__enc_value, except that a REAL with an
+ * integral value is encoded as that INTEGER. SQLite compares 1 and 1.0 as
+ * equal, so in a column that stores both unconverted (BLOB affinity) they are
+ * one key; their canonical key bytes must be one too. (Row images keep the
+ * stored value as it is.)
+ */
+int evr__enc_key_value(struct evr_buf *b, sqlite3_value *v);
 
 /* Decodes n values from r and binds them to parameters first..first+n-1.
  * EVR_ECORRUPT on malformed bytes, EVR_ESQL if binding fails. */
@@ -122,7 +132,10 @@ struct evr__touch {
     uint8_t *pre;
     int64_t pre_rowid;
     evr_h128 pre_hash;
-    uint8_t *post;     /* NULL if absent, or if dropped (batch->posts_dropped) */
+    uint8_t *post;     /* NULL if absent, or if dropped (batch->posts_dropped);
+                          else pre (unchanged) or post_own */
+    uint8_t *post_own; /* this touch's copy of a final image, reused */
+    uint32_t post_cap;
     uint32_t post_len;
     bool post_present; /* a row has this key at batch end */
     int64_t post_rowid;
@@ -139,8 +152,10 @@ enum evr__batch_state { EVR__BATCH_FREE, EVR__BATCH_EXECUTING,
 struct evr__batch {
     enum evr__batch_state state;
     uint64_t op;
+    uint64_t prev_last_op;      /* cow->last_op before this batch began */
     struct evr_arena arena;     /* touches, keys, images */
     size_t pre_bytes;           /* of touches and pre images */
+    size_t post_bytes;          /* of final-image copies, at most as much */
     size_t pre_bytes_max;       /* the arena holds twice this: final
                                    images get the other half */
     struct evr__touch **touch;  /* in first-touch order */
@@ -235,6 +250,16 @@ struct evr_cow {
     struct evr__ckpt ckpt;
 };
 
+static inline bool evr__is_key_col(const struct evr__table *t, int col)
+{
+    for (int k = 0; k < t->npk; k++) {
+        if (t->pk[k] == col) {
+            return true;
+        }
+    }
+    return false;
+}
+
 static inline struct evr__batch *evr__ring_at(struct evr_cow *cow, int i)
 {
     return &cow->ring[(cow->ring_head + i) % cow->opts.depth_max];
@@ -280,6 +305,8 @@ int evr__vfs_setup(void);
 int evr__normalize(struct evr_cow *cow, struct evr_err *err);
 
 /* checkpoint.c: the background checkpointer */
+void evr__ckpt_init(struct evr_cow *cow);
+void evr__ckpt_destroy(struct evr_cow *cow);
 void evr__ckpt_install(struct evr_cow *cow, sqlite3 *db);
 int evr__ckpt_start(struct evr_cow *cow, struct evr_err *err);
 void evr__ckpt_stop(struct evr_cow *cow);

@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cow_state/internal.h"
@@ -248,6 +249,7 @@ int evr_cow_snapshot_export(struct evr_cow *cow, const char *path,
 struct reader {
     FILE *f;
     const char *path;
+    long size;      /* of the file, to refuse lengths it cannot hold */
     uint64_t index; /* records read so far */
     uint8_t type;
     struct evr_buf rec; /* type, length, payload */
@@ -298,8 +300,13 @@ static int read_record(struct reader *r, struct evr_err *err)
         return corrupt(r, err, "truncated (no END record)");
     }
     uint32_t n = evr_load_u32(head + 1);
+    long at = ftell(r->f);
     if (n > SNAP_RECORD_MAX) {
         return corrupt(r, err, "record length out of range");
+    }
+    if (at < 0 || (long)n + 8 > r->size - at) {
+        return corrupt(r, err, "truncated (the record is longer than what "
+                               "is left of the file)");
     }
     if (evr_buf_reserve(&r->rec, 5 + (size_t)n + 8) != 0) {
         return evr_err_set(err, EVR_ENOMEM, "out of memory");
@@ -328,23 +335,49 @@ struct builder {
     uint32_t objects;
 };
 
-/* One statement, of the kind the record claims: a snapshot is data, and
- * must not be able to run arbitrary SQL on the replica. */
+static int main_tables(sqlite3 *db, int *out)
+{
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(db,
+                                "SELECT count(*) FROM sqlite_schema "
+                                "WHERE type = 'table'",
+                                -1, &st, NULL);
+    if (rc != SQLITE_OK) {
+        return rc;
+    }
+    rc = sqlite3_step(st) == SQLITE_ROW ? SQLITE_OK : SQLITE_ERROR;
+    *out = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* One CREATE statement, of the kind the record claims, judged by its
+ * effect: a table record adds exactly one table to the main schema, any
+ * other adds none. A snapshot is data, and must not be able to run
+ * arbitrary SQL on the replica or sneak in an undigested table. */
 static int exec_schema(struct builder *b, struct reader *r, const char *sql,
                        bool table, struct evr_err *err)
 {
     sqlite3_stmt *st = NULL;
     const char *tail = NULL;
-    int rc = sqlite3_prepare_v2(b->conn.db, sql, -1, &st, &tail);
+    int before = 0;
+    int after = 0;
+    int rc = main_tables(b->conn.db, &before);
+    rc = rc ? rc : sqlite3_prepare_v2(b->conn.db, sql, -1, &st, &tail);
     bool ok = rc == SQLITE_OK && st != NULL && tail != NULL &&
-              tail[strspn(tail, " \t\r\n;")] == '\0';
-    bool create = ok && strncmp(sql, "CREATE ", 7) == 0;
-    bool is_table = create && strncmp(sql + 7, "TABLE ", 6) == 0;
+              tail[strspn(tail, " \t\r\n;")] == '\0' &&
+              strncmp(sql, "CREATE ", 7) == 0;
     int erc = 0;
-    if (!create || is_table != table) {
+    if (!ok) {
         erc = corrupt(r, err, "schema record is not one CREATE statement");
     } else if ((rc = sqlite3_step(st)) != SQLITE_DONE) {
         erc = evr__sqlite_err(err, b->conn.db, rc, sql);
+    } else if (main_tables(b->conn.db, &after) != SQLITE_OK ||
+               after - before != (table ? 1 : 0)) {
+        erc = corrupt(r, err, table ? "a table record did not create one "
+                                      "table"
+                                    : "an index, view or trigger record "
+                                      "created a table");
     }
     sqlite3_finalize(st);
     return erc;
@@ -501,7 +534,12 @@ static int build(struct builder *b, struct reader *r, uint32_t page_size,
     rc = rc ? rc : read_body(b, r, err);
     rc = rc ? rc : create_deferred(b, r, err);
     rc = rc ? rc : evr__exec(&b->conn, "COMMIT", err);
-    rc = rc ? rc : load_schema(b, err);
+    if (rc == 0) {
+        /* Judge the finished schema, not the one the rows arrived in. */
+        evr__schema_free(&b->schema);
+        b->schema_loaded = false;
+        rc = load_schema(b, err);
+    }
     rc = rc ? rc : evr__digest_scan(b->conn.db, &b->schema, err);
     if (rc == 0 && !evr_h128_eq(evr__digest_root(&b->schema), root)) {
         char want[EVR_H128_HEX_LEN + 1], got[EVR_H128_HEX_LEN + 1];
@@ -520,12 +558,13 @@ static int build(struct builder *b, struct reader *r, uint32_t page_size,
 }
 
 /* Builds the database of the snapshot at r into tmp. */
-static int build_file(struct reader *r, const char *tmp,
+static int build_file(struct reader *r, const char *tmp, evr_h128 *root_out,
                       struct evr_err *err)
 {
     uint32_t page_size = 0;
     evr_h128 root = {0, 0};
     int rc = read_header(r, &page_size, &root, err);
+    *root_out = root;
     if (rc != 0) {
         return rc;
     }
@@ -549,36 +588,68 @@ static int build_file(struct reader *r, const char *tmp,
     return rc;
 }
 
-static int swap_in(struct evr_cow *cow, const char *tmp, struct evr_err *err)
+/* Closes the replica's connections (a clean close leaves no WAL), then
+ * removes any stale -wal/-shm so that nothing is replayed onto a new file. */
+static void close_for_swap(struct evr_cow *cow)
 {
     evr__cow_close_conns(cow);
     evr__schema_free(&cow->schema);
-    /* A clean close leaves no WAL, but a stale one must never be replayed
-     * onto the new file. */
-    char *wal = sqlite3_mprintf("%s-wal", cow->path);
-    char *shm = sqlite3_mprintf("%s-shm", cow->path);
-    if (wal) {
-        unlink(wal);
+    static const char *const suffix[] = {"-wal", "-shm"};
+    for (int i = 0; i < 2; i++) {
+        char *p = sqlite3_mprintf("%s%s", cow->path, suffix[i]);
+        if (p != NULL) {
+            unlink(p);
+            sqlite3_free(p);
+        }
     }
-    if (shm) {
-        unlink(shm);
+}
+
+/*
+ * Puts the built file in place of the replica's database. The old file is
+ * kept (as path.old) until the new one has been reopened and its digest
+ * found equal to the snapshot's; otherwise the old one comes back.
+ */
+static int swap_in(struct evr_cow *cow, const char *tmp, evr_h128 root,
+                   struct evr_err *err)
+{
+    char *old = sqlite3_mprintf("%s.old", cow->path);
+    if (old == NULL) {
+        return evr_err_set(err, EVR_ENOMEM, "out of memory");
     }
-    sqlite3_free(wal);
-    sqlite3_free(shm);
+    close_for_swap(cow);
     int rc = 0;
-    if (rename(tmp, cow->path) != 0) {
-        rc = evr_err_set(err, EVR_EIO, "renaming '%s' to '%s': %s", tmp,
-                         cow->path, strerror(errno));
+    if (rename(cow->path, old) != 0 || rename(tmp, cow->path) != 0) {
+        rc = evr_err_set(err, EVR_EIO, "replacing '%s': %s", cow->path,
+                         strerror(errno));
     }
     for (int i = 0; i < cow->opts.delta_retain; i++) {
         evr__batch_clear(&cow->deltas[i].batch); /* its tables are gone */
     }
-    struct evr_err reopen_err;
-    int orc = evr__cow_open_conns(cow, &reopen_err);
-    if (orc != 0 && rc == 0) {
-        rc = evr_err_set(err, orc, "reopening after import: %s",
-                         reopen_err.msg);
+    struct evr_err open_err = {0};
+    if (rc == 0 && evr__cow_open_conns(cow, &open_err) != 0) {
+        rc = evr_err_set(err, open_err.code, "opening the imported "
+                         "database: %s", open_err.msg);
+    } else if (rc == 0 && !evr_h128_eq(evr_cow_digest(cow), root)) {
+        rc = evr_err_set(err, EVR_EMISMATCH,
+                         "the imported database reopened with another "
+                         "digest");
     }
+    if (rc != 0) {
+        /* Back to the old file, as it was. */
+        close_for_swap(cow);
+        struct stat st;
+        if (stat(old, &st) == 0) {
+            rename(old, cow->path);
+        }
+        struct evr_err again = {0};
+        if (evr__cow_open_conns(cow, &again) != 0) {
+            evr_err_wrap(err, rc, "and reopening the old database failed "
+                         "too (%s)", again.msg);
+        }
+    } else {
+        unlink(old);
+    }
+    sqlite3_free(old);
     return rc;
 }
 
@@ -590,6 +661,7 @@ int evr_cow_snapshot_import(struct evr_cow *cow, const char *path,
         return rc;
     }
     struct reader r = {.path = path};
+    evr_h128 root = {0, 0};
     r.f = fopen(path, "rb");
     if (r.f == NULL) {
         return evr_err_set(err, errno == ENOENT ? EVR_ENOENT : EVR_EIO,
@@ -597,17 +669,19 @@ int evr_cow_snapshot_import(struct evr_cow *cow, const char *path,
                            strerror(errno));
     }
     evr_buf_init(&r.rec, SIZE_MAX);
+    struct stat fst;
+    r.size = fstat(fileno(r.f), &fst) == 0 ? (long)fst.st_size : 0;
     char *tmp = sqlite3_mprintf("%s.import", cow->path);
     if (tmp == NULL) {
         rc = evr_err_set(err, EVR_ENOMEM, "out of memory");
     } else {
         remove_db(tmp);
-        rc = build_file(&r, tmp, err);
+        rc = build_file(&r, tmp, &root, err);
     }
     fclose(r.f);
     evr_buf_free(&r.rec);
     if (rc == 0) {
-        rc = swap_in(cow, tmp, err);
+        rc = swap_in(cow, tmp, root, err);
     }
     if (tmp != NULL) {
         remove_db(tmp);

@@ -43,6 +43,19 @@ int evr__enc_value(struct evr_buf *b, sqlite3_value *v)
     }
 }
 
+int evr__enc_key_value(struct evr_buf *b, sqlite3_value *v)
+{
+    if (sqlite3_value_type(v) == SQLITE_FLOAT) {
+        double d = sqlite3_value_double(v);
+        if (d >= -9223372036854775808.0 && d < 9223372036854775808.0 &&
+            (double)(int64_t)d == d) {
+            int rc = evr_buf_put_u8(b, EVR_VAL_INT);
+            return rc ? rc : evr_buf_put_u64(b, (uint64_t)(int64_t)d);
+        }
+    }
+    return evr__enc_value(b, v);
+}
+
 /* Reads one value; returns its tag or -1 when malformed. */
 static int get_value(struct evr_reader *r, uint64_t *word,
                      const uint8_t **bytes, uint32_t *n)

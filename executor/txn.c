@@ -90,17 +90,27 @@ static void rollback_txn(struct worker *w)
     w->in_txn = false;
 }
 
+/* Every request whose writes the lost transaction held fails with rc. */
+static void fail_pending(struct evr_executor *ex, struct worker *w, int rc)
+{
+    for (uint32_t i = 0; i < w->npending; i++) {
+        fail_request(ex, w, w->pending[i], rc);
+    }
+    w->npending = 0;
+    w->in_txn = false;
+}
+
 void evr__end_txn(struct evr_executor *ex, struct worker *w)
 {
     int rc = SQLITE_OK;
     if (!sqlite3_get_autocommit(evr_cow_conn_db(w->conn))) {
         rc = step_stmt(w->conn, SLOT_COMMIT, "COMMIT");
+    } else if (w->in_txn && w->npending > 0) {
+        rc = SQLITE_ABORT; /* SQLite already rolled it back */
     }
     if (rc != SQLITE_OK) {
         rollback_txn(w);
-        for (uint32_t i = 0; i < w->npending; i++) {
-            fail_request(ex, w, w->pending[i], rc);
-        }
+        fail_pending(ex, w, rc);
     }
     w->npending = 0;
     w->in_txn = false;
@@ -109,6 +119,9 @@ void evr__end_txn(struct evr_executor *ex, struct worker *w)
 /* Opens the transaction this request needs, if it is not open already. */
 static int open_txn(struct evr_executor *ex, struct worker *w, bool writes)
 {
+    if (w->in_txn && sqlite3_get_autocommit(evr_cow_conn_db(w->conn))) {
+        fail_pending(ex, w, SQLITE_ABORT); /* SQLite rolled it back */
+    }
     if (ex->txn_mode == EVR_TXN_PER_REQUEST) {
         evr__end_txn(ex, w);
     } else if (writes && w->in_txn && !txn_writes(w)) {
@@ -128,17 +141,27 @@ static int open_txn(struct evr_executor *ex, struct worker *w, bool writes)
 static int close_savepoint(struct evr_executor *ex, struct worker *w,
                            uint32_t idx, int rc)
 {
+    sqlite3 *db = evr_cow_conn_db(w->conn);
     if (rc == SQLITE_OK) {
         rc = step_stmt(w->conn, SLOT_RELEASE, "RELEASE evr_request");
     }
-    if (rc != SQLITE_OK) {
+    if (rc == SQLITE_OK) {
+        if (txn_writes(w)) {
+            w->pending[w->npending++] = idx;
+        }
+        return rc;
+    }
+    if (!sqlite3_get_autocommit(db)) {
         step_stmt(w->conn, SLOT_ROLLBACK_TO, "ROLLBACK TO evr_request");
         step_stmt(w->conn, SLOT_RELEASE, "RELEASE evr_request");
-        if (is_busy(rc)) {
-            evr__end_txn(ex, w); /* the retry starts a transaction afresh */
-        }
-    } else if (txn_writes(w)) {
-        w->pending[w->npending++] = idx;
+    }
+    if (sqlite3_get_autocommit(db)) {
+        /* Some errors (a full disk, out of memory, I/O) make SQLite roll the
+         * whole transaction back: the requests before this one lost their
+         * writes too. */
+        fail_pending(ex, w, rc);
+    } else if (is_busy(rc)) {
+        evr__end_txn(ex, w); /* the retry starts a transaction afresh */
     }
     return rc;
 }
@@ -168,8 +191,10 @@ static int attempt(struct evr_executor *ex, struct worker *w,
     if (rc != SQLITE_OK) {
         return rc;
     }
-    bool savepoint = ex->txn_mode == EVR_TXN_GROUPED &&
-                     (writes || w->writer || txn_writes(w));
+    /* Only the writer connection groups writes; on a reader connection a
+     * request that writes (a retry, a wrong hint) is committed at once by
+     * close_plain. */
+    bool savepoint = ex->txn_mode == EVR_TXN_GROUPED && w->writer;
     if (savepoint) {
         rc = step_stmt(w->conn, SLOT_SAVEPOINT, "SAVEPOINT evr_request");
         if (rc != SQLITE_OK) {

@@ -210,6 +210,38 @@ static void test_hex_round_trip(void **state)
     assert_true(evr_h128_eq(evr_h128_sub(evr_h128_add(h, max), max), h));
 }
 
+/* Regression: on INTEGER PRIMARY KEY tables every touched row counted as
+ * changed (the rowid was compared as if hidden), so deltas carried
+ * unchanged rows. */
+static void test_unchanged_rows_not_changed(void **state)
+{
+    (void)state;
+    char *dir = th_mkdtemp();
+    char *path = th_path(dir, "u.db");
+    th_make_db(path, "CREATE TABLE t(k INTEGER PRIMARY KEY, v INT);"
+                     "INSERT INTO t VALUES(1, 1), (2, 2);");
+    struct evr_cow *cow = open_cow(path, 0);
+    struct evr_err err = {0};
+    evr_h128 root0 = evr_cow_digest(cow);
+    evr_h128 r = run_batch(cow, 1, (const char *const[]){"UPDATE t SET v = v"},
+                           1);
+    assert_true(evr_h128_eq(r, root0));
+    struct evr_cow_stats st;
+    evr_cow_stats(cow, &st);
+    assert_int_equal(st.rows_touched, 2);
+    assert_int_equal(st.rows_changed, 0);
+    struct evr_buf delta;
+    evr_buf_init(&delta, SIZE_MAX);
+    if (evr_cow_delta_export(cow, 1, &delta, &err) != 0) {
+        fail_msg("%s", err.msg);
+    }
+    assert_int_equal(evr_load_u32(delta.data + 12), 0); /* no entries */
+    evr_buf_free(&delta);
+    evr_cow_close(cow);
+    free(path);
+    th_rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -218,6 +250,7 @@ int main(void)
         cmocka_unit_test(test_schema_rules),
         cmocka_unit_test(test_digest_file),
         cmocka_unit_test(test_hex_round_trip),
+        cmocka_unit_test(test_unchanged_rows_not_changed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -330,6 +330,153 @@ static void test_triggers(void **state)
     th_rmdir(dir);
 }
 
+static int deny_reads(void *arg, int action, const char *a1, const char *a2,
+                      const char *db, const char *trigger)
+{
+    (void)arg;
+    (void)a2;
+    (void)db;
+    (void)trigger;
+    return action == SQLITE_READ && a1 && strcmp(a1, "t") == 0 ? SQLITE_DENY
+                                                                : SQLITE_OK;
+}
+
+/* Regression: a failed early re-read marked its touch as read, so batch end
+ * skipped it: the digest drifted and rollback left the row in place. */
+static void test_refresh_failure(void **state)
+{
+    (void)state;
+    char *dir = th_mkdtemp();
+    char *path = th_path(dir, "r.db");
+    th_make_db(path, "CREATE TABLE t(k INTEGER PRIMARY KEY, v INT);"
+                     "INSERT INTO t VALUES(1, 1);");
+    char *before = th_dump_file(path);
+    struct evr_cow *cow = open_with(path, 1u << 20);
+    struct evr_err err = {0};
+    evr_h128 root0 = evr_cow_digest(cow);
+    sqlite3 *db = evr_cow_conn_db(evr_cow_seq(cow));
+    th_must(evr_cow_batch_begin(cow, 1, &err), &err);
+    th_exec(db, "BEGIN; INSERT INTO t VALUES(2, 2); UPDATE t SET v = 5 "
+                "WHERE k = 1; COMMIT");
+    /* The re-read statement is prepared on first use: deny it once. */
+    sqlite3_set_authorizer(db, deny_reads, NULL);
+    assert_int_not_equal(evr_cow_batch_refresh(cow, &err), 0);
+    sqlite3_set_authorizer(db, NULL, NULL);
+    evr_h128 root1, full;
+    th_must(evr_cow_batch_end(cow, &root1, &err), &err);
+    th_must(evr_cow_digest_full(cow, &full, &err), &err);
+    assert_true(evr_h128_eq(root1, full));
+    th_must(evr_cow_rollback(cow, 1, &err), &err);
+    assert_true(evr_h128_eq(evr_cow_digest(cow), root0));
+    evr_cow_close(cow);
+    char *after = th_dump_file(path);
+    assert_string_equal(before, after);
+    free(before);
+    free(after);
+    free(path);
+    th_rmdir(dir);
+}
+
+/* Regression: in a BLOB-affinity key column SQLite stores 1 and 1.0 as
+ * different values but one key; they were two identities to evr, and
+ * rollback emptied the table. */
+static void test_numeric_key_in_blob_column(void **state)
+{
+    (void)state;
+    char *dir = th_mkdtemp();
+    char *path = th_path(dir, "k.db");
+    th_make_db(path, "CREATE TABLE t(k PRIMARY KEY NOT NULL, v);"
+                     "INSERT INTO t VALUES(1, 'a'), (2.5, 'b'), ('x', 'c');");
+    char *before = th_dump_file(path);
+    struct evr_cow *cow = open_with(path, 1u << 20);
+    struct evr_err err = {0};
+    evr_h128 root0 = evr_cow_digest(cow);
+    th_must(evr_cow_batch_begin(cow, 1, &err), &err);
+    th_exec(evr_cow_conn_db(evr_cow_seq(cow)),
+            "BEGIN; UPDATE t SET k = 1.0 WHERE k = 1;"
+            "UPDATE t SET v = 'z' WHERE k = 2.5; COMMIT");
+    evr_h128 root1, full;
+    th_must(evr_cow_batch_end(cow, &root1, &err), &err);
+    th_must(evr_cow_digest_full(cow, &full, &err), &err);
+    assert_true(evr_h128_eq(root1, full));
+    assert_false(evr_h128_eq(root1, root0)); /* 1.0 is not 1 */
+    th_must(evr_cow_rollback(cow, 1, &err), &err);
+    assert_true(evr_h128_eq(evr_cow_digest(cow), root0));
+    evr_cow_close(cow);
+    char *after = th_dump_file(path);
+    assert_string_equal(before, after);
+    free(before);
+    free(after);
+    free(path);
+    th_rmdir(dir);
+}
+
+/* Regression: early re-reads of a hot key copied its final image again each
+ * time, eating the memory meant for pre-images. */
+static void test_refresh_budget(void **state)
+{
+    (void)state;
+    char *dir = th_mkdtemp();
+    char *path = th_path(dir, "b.db");
+    th_make_db(path, "CREATE TABLE t(k INTEGER PRIMARY KEY, v BLOB);"
+                     "INSERT INTO t VALUES(1, zeroblob(100000)),"
+                     "(2, zeroblob(150000));");
+    struct evr_cow *cow = open_with(path, 1u << 20);
+    struct evr_err err = {0};
+    sqlite3 *db = evr_cow_conn_db(evr_cow_seq(cow));
+    struct evr_cow_conn *c = evr_cow_seq(cow);
+    th_must(evr_cow_batch_begin(cow, 1, &err), &err);
+    for (int i = 0; i < 30; i++) {
+        char sql[128];
+        snprintf(sql, sizeof sql,
+                 "BEGIN; UPDATE t SET v = zeroblob(%d) WHERE k = 1; COMMIT",
+                 100000 + i);
+        th_exec(db, sql);
+        th_must(evr_cow_batch_refresh(cow, &err), &err);
+    }
+    th_exec(db, "BEGIN; UPDATE t SET v = x'01' WHERE k = 2");
+    assert_int_equal(evr_cow_conn_take_capture_error(c), 0);
+    th_exec(db, "COMMIT");
+    evr_h128 root1, full;
+    th_must(evr_cow_batch_end(cow, &root1, &err), &err);
+    th_must(evr_cow_digest_full(cow, &full, &err), &err);
+    assert_true(evr_h128_eq(root1, full));
+    th_must(evr_cow_rollback(cow, 1, &err), &err);
+    evr_cow_close(cow);
+    free(path);
+    th_rmdir(dir);
+}
+
+/* A batch whose end failed must be rolled back before another begins, and
+ * a rollback restores the op counter to what it was. */
+static void test_failed_end_and_ops(void **state)
+{
+    (void)state;
+    char *dir = th_mkdtemp();
+    char *path = th_path(dir, "e.db");
+    th_make_db(path, "CREATE TABLE t(k INTEGER PRIMARY KEY, v INT);"
+                     "INSERT INTO t VALUES(1, 1);");
+    struct evr_cow *cow = open_with(path, 1u << 20);
+    struct evr_err err = {0};
+    sqlite3 *db = evr_cow_conn_db(evr_cow_seq(cow));
+    th_must(evr_cow_batch_begin(cow, 5, &err), &err);
+    th_exec(db, "BEGIN; UPDATE t SET v = 2; COMMIT");
+    sqlite3_set_authorizer(db, deny_reads, NULL);
+    assert_int_not_equal(evr_cow_batch_end(cow, NULL, &err), 0);
+    sqlite3_set_authorizer(db, NULL, NULL);
+    assert_int_equal(evr_cow_batch_begin(cow, 6, &err), EVR_ESTATE);
+    assert_non_null(strstr(err.msg, "did not end"));
+    th_must(evr_cow_rollback(cow, 5, &err), &err);
+    assert_int_equal(evr_cow_last_op(cow), 0);
+    th_must(evr_cow_batch_begin(cow, 9, &err), &err);
+    th_must(evr_cow_batch_end(cow, NULL, &err), &err);
+    th_must(evr_cow_rollback(cow, 9, &err), &err);
+    assert_int_equal(evr_cow_last_op(cow), 0);
+    evr_cow_close(cow);
+    free(path);
+    th_rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -343,6 +490,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_full_disk, setup, teardown),
         cmocka_unit_test(test_altered_table),
         cmocka_unit_test(test_triggers),
+        cmocka_unit_test(test_refresh_failure),
+        cmocka_unit_test(test_numeric_key_in_blob_column),
+        cmocka_unit_test(test_refresh_budget),
+        cmocka_unit_test(test_failed_end_and_ops),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -251,6 +251,22 @@ static void test_snapshot_refusals(void **state)
         expect_import_refused(f, snap, EVR_ECORRUPT, NULL);
         flip_byte(snap, at);
     }
+    /* A record claiming more bytes than the file has is refused before
+     * anything is allocated for it. */
+    {
+        char *tiny = th_path(f->dir, "tiny.snap");
+        FILE *in = fopen(snap, "rb");
+        uint8_t h[45];
+        assert_int_equal(fread(h, 1, 45, in), 45);
+        fclose(in);
+        h[40] = 1;
+        evr_store_u32(h + 41, 500u << 20);
+        FILE *out = fopen(tiny, "wb");
+        fwrite(h, 1, 45, out);
+        fclose(out);
+        expect_import_refused(f, tiny, EVR_ECORRUPT, "truncated");
+        free(tiny);
+    }
     /* Truncation is caught by the missing END record. */
     assert_int_equal(truncate(snap, n - 9), 0);
     expect_import_refused(f, snap, EVR_ECORRUPT, "truncated");
@@ -277,6 +293,166 @@ static void test_snapshot_refusals(void **state)
     free(snap);
 }
 
+/* Regression: a table name of 1024 bytes or more crashed the delta parser
+ * (a fixed buffer left the table NULL). */
+static void test_delta_long_table_name(void **state)
+{
+    (void)state;
+    char *dir = th_mkdtemp();
+    char *pa = th_path(dir, "a.db");
+    char *pb = th_path(dir, "b.db");
+    char name[1101];
+    memset(name, 'n', 1100);
+    name[1100] = '\0';
+    char *sql = sqlite3_mprintf("CREATE TABLE \"%w\"(k INTEGER PRIMARY KEY, "
+                                "v TEXT)",
+                                name);
+    th_make_db(pa, sql);
+    th_copy_file(pa, pb);
+    struct evr_cow *a = open_cow(pa);
+    struct evr_cow *b = open_cow(pb);
+    struct evr_err err = {0};
+    th_must(evr_cow_batch_begin(a, 1, &err), &err);
+    char *ins = sqlite3_mprintf("BEGIN; INSERT INTO \"%w\" VALUES(1, 'x'); "
+                                "COMMIT",
+                                name);
+    th_exec(evr_cow_conn_db(evr_cow_seq(a)), ins);
+    th_must(evr_cow_batch_end(a, NULL, &err), &err);
+    struct evr_buf delta;
+    evr_buf_init(&delta, SIZE_MAX);
+    th_must(evr_cow_delta_export(a, 1, &delta, &err), &err);
+    th_must(evr_cow_delta_apply(b, 1, delta.data, delta.len, &err), &err);
+    assert_true(evr_h128_eq(evr_cow_digest(a), evr_cow_digest(b)));
+    evr_buf_free(&delta);
+    sqlite3_free(sql);
+    sqlite3_free(ins);
+    evr_cow_close(a);
+    evr_cow_close(b);
+    free(pa);
+    free(pb);
+    th_rmdir(dir);
+}
+
+/* Rewrites a snapshot with one more schema record (kind, sql) before the
+ * others, fixing the END record's count and every checksum touched. */
+static void add_schema_record(const char *path, uint8_t kind, const char *sql)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *in = malloc((size_t)n);
+    assert_int_equal(fread(in, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    struct evr_buf out;
+    evr_buf_init(&out, SIZE_MAX);
+    evr_buf_put(&out, in, 40); /* header */
+    size_t len = strlen(sql);
+    size_t at = out.len;
+    evr_buf_put_u8(&out, 1);
+    evr_buf_put_u32(&out, (uint32_t)len + 1);
+    evr_buf_put_u8(&out, kind);
+    evr_buf_put(&out, sql, len);
+    evr_buf_put_u64(&out, evr_hash64(out.data + at, out.len - at, 0));
+    for (long pos = 40; pos < n;) {
+        uint32_t plen = evr_load_u32(in + pos + 1);
+        size_t rec = 5 + plen + 8;
+        size_t start = out.len;
+        evr_buf_put(&out, in + pos, rec);
+        if (in[pos] == 4) { /* END: one more schema object */
+            uint8_t *p = out.data + start + 5;
+            evr_store_u32(p + 12, evr_load_u32(p + 12) + 1);
+            evr_store_u64(p + plen, evr_hash64(out.data + start, 5 + plen, 0));
+        }
+        pos += (long)rec;
+    }
+    f = fopen(path, "wb");
+    assert_int_equal(fwrite(out.data, 1, out.len, f), out.len);
+    fclose(f);
+    evr_buf_free(&out);
+    free(in);
+}
+
+/* Regression: a schema record could claim to be an index and create a
+ * table (undigested), or create a table evr refuses after the swap,
+ * leaving the replica without a database. Each is refused before any
+ * change, and the replica goes on. */
+static void test_snapshot_schema_records(void **state)
+{
+    struct fixture *f = *state;
+    struct evr_err err = {0};
+    char *snap = th_path(f->dir, "a.snap");
+    const struct {
+        uint8_t kind;
+        const char *sql;
+        int code;
+    } cases[] = {
+        {1, "CREATE  TABLE extra(k INTEGER PRIMARY KEY)", EVR_ECORRUPT},
+        {1, "CREATE TABLE extra2(k INTEGER PRIMARY KEY)", EVR_ECORRUPT},
+        {0, "CREATE  TABLE loose(a, b)", EVR_ESCHEMA},
+        {0, "CREATE VIRTUAL TABLE v USING fts5(x)", EVR_ECORRUPT},
+        {0, "CREATE TEMP TABLE tt(k INTEGER PRIMARY KEY)", EVR_ECORRUPT},
+        {0, "CREATE TABLE z(k INTEGER PRIMARY KEY); DROP TABLE a",
+         EVR_ECORRUPT},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        th_must(evr_cow_snapshot_export(f->a, snap, &err), &err);
+        add_schema_record(snap, cases[i].kind, cases[i].sql);
+        expect_import_refused(f, snap, cases[i].code, NULL);
+    }
+    /* Untouched and still working. */
+    evr_h128 r;
+    randdb_batch(f->b, 1, 5, &f->rng, &r);
+    evr_h128 full;
+    th_must(evr_cow_digest_full(f->b, &full, &err), &err);
+    assert_true(evr_h128_eq(full, r));
+    free(snap);
+}
+
+/* Regression: a delta whose pre-images exceed the batch memory committed
+ * uncaptured changes and left the cow unable to begin another batch. */
+static void test_delta_apply_over_capture_limit(void **state)
+{
+    (void)state;
+    char *dir = th_mkdtemp();
+    char *pa = th_path(dir, "a.db");
+    char *pb = th_path(dir, "b.db");
+    th_make_db(pa, "CREATE TABLE t(k INTEGER PRIMARY KEY, v BLOB);"
+                   "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 "
+                   "FROM n WHERE i < 20) INSERT INTO t SELECT i, "
+                   "zeroblob(1000) FROM n;");
+    th_copy_file(pa, pb);
+    struct evr_cow *a = open_cow(pa);
+    struct evr_cow_opts o;
+    evr_cow_opts_default(&o, pb, 1);
+    o.batch_bytes_max = 8192;
+    struct evr_cow *b = NULL;
+    struct evr_err err = {0};
+    th_must(evr_cow_open(&o, &b, &err), &err);
+    th_must(evr_cow_batch_begin(a, 1, &err), &err);
+    th_exec(evr_cow_conn_db(evr_cow_seq(a)), "BEGIN; DELETE FROM t; COMMIT");
+    th_must(evr_cow_batch_end(a, NULL, &err), &err);
+    struct evr_buf delta;
+    evr_buf_init(&delta, SIZE_MAX);
+    th_must(evr_cow_delta_export(a, 1, &delta, &err), &err);
+    evr_h128 before = evr_cow_digest(b);
+    assert_int_equal(evr_cow_delta_apply(b, 1, delta.data, delta.len, &err),
+                     EVR_ELIMIT);
+    assert_true(evr_h128_eq(evr_cow_digest(b), before));
+    evr_h128 full;
+    th_must(evr_cow_digest_full(b, &full, &err), &err);
+    assert_true(evr_h128_eq(full, before));
+    th_must(evr_cow_batch_begin(b, 1, &err), &err); /* not wedged */
+    th_must(evr_cow_batch_end(b, NULL, &err), &err);
+    evr_buf_free(&delta);
+    evr_cow_close(a);
+    evr_cow_close(b);
+    free(pa);
+    free(pb);
+    th_rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -289,6 +465,10 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_refusals, setup,
                                         teardown),
+        cmocka_unit_test(test_delta_long_table_name),
+        cmocka_unit_test_setup_teardown(test_snapshot_schema_records, setup,
+                                        teardown),
+        cmocka_unit_test(test_delta_apply_over_capture_limit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -232,12 +232,62 @@ static void test_group_commit_fails(void **state)
     check_digest(f, res.state_root);
 }
 
+/* Regression: a full disk in the middle of a group makes SQLite roll the
+ * whole transaction back; the requests before it in the group were
+ * reported committed although their rows were gone. Whatever fails, a
+ * request's status must say whether its row is there. */
+static void test_group_lost_mid_way(void **state)
+{
+    struct fixture *f = *state;
+    sqlite3 *db = evr_cow_conn_db(evr_cow_seq(f->cow));
+    sqlite3_set_authorizer(db, NULL, NULL); /* the test's own PRAGMA */
+    sqlite3_stmt *st;
+    sqlite3_prepare_v2(db, "PRAGMA page_count", -1, &st, NULL);
+    sqlite3_step(st);
+    int pages = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    char sql[64];
+    snprintf(sql, sizeof sql, "PRAGMA max_page_count = %d", pages + 12);
+    th_exec(db, sql);
+    uint8_t ops[40];
+    for (int i = 0; i < 40; i++) {
+        ops[i] = OP_WRITE;
+    }
+    struct evr_err err = {0};
+    evr_h128 before = evr_cow_digest(f->cow);
+    for (int mode = 0; mode < 2; mode++) {
+        struct evr_batch b = make_batch(f, 1, ops, 40, 3000);
+        struct evr_plan plan;
+        th_must(evr_mixer_plan(f->mixer, f->cs, 40, &plan, &err), &err);
+        struct evr_batch_result res;
+        th_must(evr_execute_batch(f->ex, &b,
+                                  mode ? EVR_EXEC_PARALLEL
+                                       : EVR_EXEC_SEQUENTIAL,
+                                  &plan, &res, &err),
+                &err);
+        const struct evr_response *r = evr_executor_responses(f->ex);
+        int ok = 0;
+        for (int i = 0; i < 40; i++) {
+            int there = row_exists(f, (uint32_t)i + 1);
+            assert_int_equal(r[i].status == 0, there);
+            ok += there;
+        }
+        assert_true(ok > 0);
+        assert_true(ok < 40);
+        check_digest(f, res.state_root);
+        th_must(evr_cow_rollback(f->cow, 1, &err), &err);
+        assert_true(evr_h128_eq(evr_cow_digest(f->cow), before));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_failed_request_undone_alone,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_commit_fails, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_group_lost_mid_way, setup,
                                         teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
