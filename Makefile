@@ -34,7 +34,8 @@ $(O)/config.mk: scripts/deps.sh
 	@mkdir -p $(@D)
 	@scripts/deps.sh > $@.tmp && mv $@.tmp $@
 
-MODULES := common cow_state mixer executor verifier workloads workloads/kv
+MODULES := common cow_state mixer executor verifier workloads workloads/kv \
+           workloads/tpcw
 LIB_SRCS := $(foreach m,$(MODULES),$(wildcard $(m)/*.c))
 LIB_OBJS := $(LIB_SRCS:%.c=$(O)/obj/%.o)
 CLI_OBJS := $(patsubst %.c,$(O)/obj/%.o,$(wildcard cli/*.c))

@@ -29,6 +29,7 @@
 #include "mixer/mixer.h"
 
 #define REPEAT_MAX 50
+#define KINDS_MAX 32
 
 enum run_mode { RUN_SEQ, RUN_PAR, RUN_PAR_NOCAPTURE, RUN_ROLLBACK, RUN_MODES };
 
@@ -61,6 +62,15 @@ struct bench {
     long long db_bytes;
     struct run runs[RUN_MODES][REPEAT_MAX];
     int nruns[RUN_MODES];
+    /* request kinds ("get", "home"): per request, and totals over the
+     * sequential runs */
+    int nkinds;
+    const char *kind_name[KINDS_MAX];
+    uint8_t *kind_of;
+    uint64_t kind_count[KINDS_MAX];
+    uint64_t kind_ns[KINDS_MAX];
+    uint64_t kind_runs[KINDS_MAX];
+    uint64_t kind_failed[KINDS_MAX];
 };
 
 static void help(void)
@@ -184,8 +194,22 @@ static int runner_open(struct bench *b, enum run_mode mode, struct runner *r,
     return rc;
 }
 
+/* Adds the sequential run's per-request times to the kinds' totals. */
+static void account_kinds(struct bench *b, struct runner *r,
+                          const struct evr_batch *batch)
+{
+    const struct evr_response *resp = evr_executor_responses(r->ex);
+    size_t first = (size_t)(batch->req - b->set.reqs);
+    for (uint32_t i = 0; i < batch->n; i++) {
+        int k = b->kind_of[first + i];
+        b->kind_ns[k] += resp[i].exec_ns;
+        b->kind_runs[k]++;
+        b->kind_failed[k] += resp[i].status != 0;
+    }
+}
+
 /* Runs batch i; returns the seconds that count for this mode. */
-static int run_batch(struct runner *r, enum run_mode mode,
+static int run_batch(struct bench *b, struct runner *r, enum run_mode mode,
                      const struct evr_batch *batch, struct run *out,
                      struct evr_err *err)
 {
@@ -202,6 +226,9 @@ static int run_batch(struct runner *r, enum run_mode mode,
     } else {
         rc = evr_execute_batch(r->ex, batch, EVR_EXEC_SEQUENTIAL, NULL, &res,
                                err);
+        if (rc == 0) {
+            account_kinds(b, r, batch);
+        }
     }
     if (rc == 0 && mode == RUN_ROLLBACK) {
         /* What counts is the repair: roll back, re-execute sequentially. */
@@ -226,7 +253,7 @@ static int run_once(struct bench *b, enum run_mode mode, struct run *out,
     memset(out, 0, sizeof *out);
     int rc = runner_open(b, mode, &r, err);
     for (uint32_t i = 0; rc == 0 && i < b->set.nbatches; i++) {
-        rc = run_batch(&r, mode, &b->set.batches[i], out, err);
+        rc = run_batch(b, &r, mode, &b->set.batches[i], out, err);
         if (rc != 0) {
             evr_err_wrap(err, rc, "%s run, batch %u", mode_names[mode], i + 1);
         }
@@ -371,6 +398,21 @@ static void print_report(const struct bench *b)
         printf("rollback + sequential re-execution: %.2fx plain sequential\n",
                median_ratio(b, RUN_ROLLBACK, RUN_SEQ));
     }
+    if (b->nkinds > 1) {
+        printf("per request kind (sequential runs): count, mean execution "
+               "time, refused or failed\n");
+        for (int i = 0; i < b->nkinds; i++) {
+            double us = b->kind_runs[i] ? (double)b->kind_ns[i] / 1e3 /
+                                              (double)b->kind_runs[i]
+                                        : 0;
+            printf("  %-24s %9llu %10.1f us %8llu\n", b->kind_name[i],
+                   (unsigned long long)b->kind_count[i], us,
+                   (unsigned long long)(b->nruns[RUN_SEQ]
+                                            ? b->kind_failed[i] /
+                                                  (uint64_t)b->nruns[RUN_SEQ]
+                                            : 0));
+        }
+    }
     uint64_t failed = b->runs[RUN_SEQ][0].failed;
     if (failed > 0) {
         printf("note: %llu requests failed in the sequential run (their "
@@ -391,28 +433,25 @@ static void json_run_list(struct json *j, const struct bench *b,
 
 static void json_kinds(struct json *j, const struct bench *b)
 {
-    const char *names[64];
-    uint64_t counts[64];
-    int n = 0;
-    uint64_t total = (uint64_t)b->set.nbatches * b->set.batch_size;
-    for (uint64_t i = 0; i < total; i++) {
-        const struct evr_request *r = &b->set.reqs[i];
-        const char *k = b->app.ops->kind(b->app.impl, r->data, r->len);
-        int at = 0;
-        while (at < n && strcmp(names[at], k) != 0) {
-            at++;
-        }
-        if (at == n && n < 64) {
-            names[n] = k;
-            counts[n++] = 0;
-        }
-        if (at < n) {
-            counts[at]++;
-        }
-    }
     json_obj_begin(j, "interactions");
-    for (int i = 0; i < n; i++) {
-        json_u64(j, names[i], counts[i]);
+    for (int i = 0; i < b->nkinds; i++) {
+        json_u64(j, b->kind_name[i], b->kind_count[i]);
+    }
+    json_obj_end(j);
+    json_obj_begin(j, "interaction_mean_us");
+    for (int i = 0; i < b->nkinds; i++) {
+        json_num(j, b->kind_name[i],
+                 b->kind_runs[i] ? (double)b->kind_ns[i] / 1e3 /
+                                       (double)b->kind_runs[i]
+                                 : 0.0);
+    }
+    json_obj_end(j);
+    json_obj_begin(j, "interaction_failed");
+    for (int i = 0; i < b->nkinds; i++) {
+        json_u64(j, b->kind_name[i],
+                 b->nruns[RUN_SEQ] ? b->kind_failed[i] /
+                                         (uint64_t)b->nruns[RUN_SEQ]
+                                   : 0);
     }
     json_obj_end(j);
 }
@@ -599,6 +638,34 @@ static int prepare(struct bench *b, struct evr_err *err)
                                       1700000000000000LL, &b->set, err);
 }
 
+/* Names every request's kind once, for counts and per-kind times. */
+static int classify_kinds(struct bench *b, struct evr_err *err)
+{
+    size_t total = (size_t)b->set.nbatches * b->set.batch_size;
+    b->kind_of = calloc(total + 1, 1);
+    if (b->kind_of == NULL) {
+        return evr_err_set(err, EVR_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < total; i++) {
+        const struct evr_request *r = &b->set.reqs[i];
+        const char *k = b->app.ops->kind(b->app.impl, r->data, r->len);
+        int at = 0;
+        while (at < b->nkinds && strcmp(b->kind_name[at], k) != 0) {
+            at++;
+        }
+        if (at == b->nkinds) {
+            if (b->nkinds == KINDS_MAX) {
+                return evr_err_set(err, EVR_ELIMIT, "more than %d request "
+                                   "kinds", KINDS_MAX);
+            }
+            b->kind_name[b->nkinds++] = k;
+        }
+        b->kind_of[i] = (uint8_t)at;
+        b->kind_count[at]++;
+    }
+    return 0;
+}
+
 static int run_all(struct bench *b, struct evr_err *err)
 {
     enum run_mode order[RUN_MODES];
@@ -635,6 +702,7 @@ int evr_cmd_bench_exec(int argc, char **argv)
     }
     struct evr_err err = {0};
     rc = prepare(&b, &err);
+    rc = rc ? rc : classify_kinds(&b, &err);
     rc = rc ? rc : run_all(&b, &err);
     if (rc == 0) {
         print_report(&b);
@@ -652,6 +720,7 @@ int evr_cmd_bench_exec(int argc, char **argv)
         status = 1;
     }
     evr_batchset_free(&b.set);
+    free(b.kind_of);
     evr_app_close(&b.app);
     if (!b.keep && b.dir[0] != '\0') {
         remove_db(b.start);

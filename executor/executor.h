@@ -58,6 +58,8 @@ struct evr_batch {
 struct evr_response {
     int32_t status;       /* 0, an SQLite code, or a negative EVR_E* code */
     struct evr_buf body;
+    uint64_t exec_ns;     /* time the request took, retries included (not
+                             part of any digest) */
 };
 
 struct evr_exec_stats {

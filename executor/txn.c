@@ -41,6 +41,7 @@
 #include <sched.h>
 #include <time.h>
 
+#include "common/clock.h"
 #include "executor/internal.h"
 
 static bool is_busy(int rc)
@@ -226,6 +227,7 @@ void evr__run_request(struct evr_executor *ex, const struct evr_batch *b,
                       uint32_t idx, struct worker *w)
 {
     struct evr_response *r = &ex->resp[idx];
+    uint64_t t0 = evr_now_ns();
     struct evr_ctx ctx = {
         .conn = w->conn,
         .db = evr_cow_conn_db(w->conn),
@@ -254,4 +256,5 @@ void evr__run_request(struct evr_executor *ex, const struct evr_batch *b,
     if (rc != SQLITE_OK) {
         fail_request(ex, w, idx, rc);
     }
+    r->exec_ns = evr_now_ns() - t0;
 }

@@ -11,9 +11,11 @@
 
 #include "cow_state/cow_state.h"
 #include "workloads/kv/kv.h"
+#include "workloads/tpcw/tpcw.h"
 
 static const struct evr_app_ops *const registry[] = {
     &evr_kv_app,
+    &evr_tpcw_app,
 };
 
 #define NAPPS (sizeof registry / sizeof registry[0])
