@@ -92,14 +92,9 @@ static void help(void)
         "  --json FILE         write the results as JSON\n"
         "  --dir DIR           work directory (default: a new one in "
         "$TMPDIR)\n"
-        "  --keep              keep the work directory\n"
-        "\n"
-        "kv options: --keys N (100000), --value-size B (1024), "
-        "--read-fraction F (0.95),\n"
-        "  --delete-fraction F (0), --scan-fraction F (0), --scan-length N "
-        "(10),\n"
-        "  --dist uniform|zipf (uniform), --theta X (0.99)\n",
+        "  --keep              keep the work directory\n",
         evr_app_names());
+    evr_app_print_usage(stdout);
 }
 
 /* ------------------------------------------------------------ files */

@@ -13,10 +13,9 @@ static void help(void)
            "\n"
            "Writes the application's schema and deterministic start state "
            "to FILE (which\nmust not exist), in WAL mode, and prints its "
-           "digest, size and build time.\n"
-           "Applications: %s. Options of kv: --keys N (100000), --value-size "
-           "B (1024),\n--seed S (1).\n",
+           "digest, size and build time. Applications: %s.\n",
            evr_app_names());
+    evr_app_print_usage(stdout);
 }
 
 int evr_cmd_populate(int argc, char **argv)

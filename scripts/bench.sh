@@ -1,5 +1,5 @@
 #!/bin/sh
-# make bench: the execution-core benchmarks of docs/BENCHMARKS.md.
+# make bench: the execution-core and TPC-W benchmarks of docs/BENCHMARKS.md.
 # Results (text and JSON) go to BUILD/bench/; the summary is printed.
 #   scripts/bench.sh BUILD_DIR
 set -eu
@@ -33,5 +33,44 @@ for t in $(printf "%s\n" 1 2 4 "$(nproc)" | sort -nu); do
     "$EVR" bench-exec --app kv --threads "$t" --repeat 3 \
         --json "$R/kv-threads-$t.json" > "$R/kv-threads-$t.txt"
     printf '  threads %-3s %s\n' "$t" "$(grep '^speedup' "$R/kv-threads-$t.txt")"
+done
+echo "== tpcw, population of 10K items / 100 EBs"
+rm -f "$R/tpcw-10k-100.db"
+"$EVR" populate --app tpcw --items 10000 --ebs 100 --out "$R/tpcw-10k-100.db" \
+    | tee "$R/tpcw-populate.txt"
+rm -f "$R/tpcw-10k-100.db" "$R/tpcw-10k-100.db-wal" "$R/tpcw-10k-100.db-shm"
+
+TPCW="--app tpcw --items 10000 --ebs 100"
+echo "== tpcw, browsing mix, 10K items / 100 EBs, 2 threads"
+"$EVR" bench-exec $TPCW --mix browsing --threads 2 --batches 200 \
+    --batch-size 128 --repeat "$REPEAT" --json "$R/tpcw-browsing.json" \
+    | tee "$R/tpcw-browsing.txt"
+
+echo "== tpcw, shopping and ordering mixes, 2 threads"
+for mix in shopping ordering; do
+    "$EVR" bench-exec $TPCW --mix "$mix" --threads 2 --batches 200 \
+        --batch-size 128 --repeat 3 --json "$R/tpcw-$mix.json" \
+        > "$R/tpcw-$mix.txt"
+    printf '  %-9s %s\n' "$mix" "$(grep '^speedup' "$R/tpcw-$mix.txt")"
+done
+
+echo "== tpcw, browsing: mixer width by batch size (25600 requests each)"
+for s in 32 128 512; do
+    "$EVR" bench-exec $TPCW --mix browsing --threads 2 \
+        --batches $((25600 / s)) --batch-size "$s" --repeat 3 \
+        --json "$R/tpcw-batch-$s.json" > "$R/tpcw-batch-$s.txt"
+    printf '  batch %-4s %s; %s\n' "$s" \
+        "$(grep '^  parallel' "$R/tpcw-batch-$s.txt" |
+            awk '{print "sub-batches/batch " $4 ", mean width " $5}')" \
+        "$(grep '^speedup' "$R/tpcw-batch-$s.txt")"
+done
+
+echo "== tpcw, browsing, thread scaling (speedup over sequential)"
+for t in $(printf "%s\n" 1 2 4 8 16 "$(nproc)" | sort -nu); do
+    [ "$t" -le $(( $(nproc) * 2 )) ] || continue
+    "$EVR" bench-exec $TPCW --mix browsing --threads "$t" --batches 100 \
+        --batch-size 256 --repeat 3 --json "$R/tpcw-threads-$t.json" \
+        > "$R/tpcw-threads-$t.txt"
+    printf '  threads %-3s %s\n' "$t" "$(grep '^speedup' "$R/tpcw-threads-$t.txt")"
 done
 echo "results in $R/"

@@ -43,6 +43,14 @@ const char *evr_app_names(void)
     return names;
 }
 
+void evr_app_print_usage(FILE *out)
+{
+    for (size_t i = 0; i < NAPPS; i++) {
+        fprintf(out, "\n%s options:\n%s", registry[i]->name,
+                registry[i]->usage);
+    }
+}
+
 int evr_app_open(const char *name, const struct evr_app_opt *opts, int nopts,
                  struct evr_app *app, struct evr_err *err)
 {

@@ -19,6 +19,7 @@
 
 #include <sqlite3.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "common/buf.h"
 #include "common/err.h"
@@ -57,6 +58,9 @@ struct evr_app_opt {
 
 struct evr_app_ops {
     const char *name;
+    /* Help text of the options create accepts: lines of "  --opt V  what
+     * (default)", each ending in a newline. */
+    const char *usage;
 
     /* Parses options into a new instance; unknown options are errors. */
     int (*create)(const struct evr_app_opt *opts, int nopts, void **app,
@@ -103,6 +107,9 @@ const struct evr_app_ops *evr_app_find(const char *name);
 
 /* Comma-separated names of all applications, for help texts. */
 const char *evr_app_names(void);
+
+/* Prints every application's options (its usage text under its name). */
+void evr_app_print_usage(FILE *out);
 
 int evr_app_open(const char *name, const struct evr_app_opt *opts, int nopts,
                  struct evr_app *app, struct evr_err *err);

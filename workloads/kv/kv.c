@@ -430,6 +430,16 @@ static int kv_gen_next(void *gen, struct evr_buf *out)
 
 const struct evr_app_ops evr_kv_app = {
     .name = "kv",
+    .usage = "  --keys N            rows in the table (100000)\n"
+             "  --value-size B      bytes per value (1024)\n"
+             "  --seed S            seed of the values (1)\n"
+             "  --read-fraction F   share of gets (0.95)\n"
+             "  --delete-fraction F share of deletes (0)\n"
+             "  --scan-fraction F   share of scans (0)\n"
+             "  --scan-length N     rows per scan (10)\n"
+             "  --dist D            key distribution, uniform or zipf "
+             "(uniform)\n"
+             "  --theta X           zipf skew (0.99)\n",
     .create = kv_create,
     .destroy = kv_destroy,
     .populate = kv_populate,

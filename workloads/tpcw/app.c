@@ -138,6 +138,17 @@ static int gen_next(void *gen, struct evr_buf *out)
 
 const struct evr_app_ops evr_tpcw_app = {
     .name = "tpcw",
+    .usage = "  --items N           items: 1000, 10000, 100000 or 1000000 "
+             "(10000)\n"
+             "  --ebs E             emulated browsers; customers = 2880 x E "
+             "(100)\n"
+             "  --seed S            seed of the population (1)\n"
+             "  --now T             population time, Unix seconds "
+             "(1700000000)\n"
+             "  --mix M             browsing, shopping or ordering "
+             "(browsing)\n"
+             "  --think S           mean think time in seconds, 0 for none "
+             "(7)\n",
     .create = tpcw_create,
     .destroy = tpcw_destroy,
     .populate = tpcw_app_populate,

@@ -24,11 +24,16 @@ const char *const tpcw_sql[S_STMTS] = {
         "ORDER BY i_pub_date DESC, i_title, i_id LIMIT 50",
     /* The 3333 most recent orders: strictly above max(o_id) - 3333. */
     [S_BEST_SELLERS] =
-        "SELECT i_id, i_title, a_fname, a_lname, sum(ol_qty) AS sold "
-        "FROM order_line JOIN item ON i_id = ol_i_id "
-        "JOIN author ON a_id = i_a_id "
+        /* Aggregate first, join titles and authors only for the 50
+         * winners: order_line_item seeks (ol_i_id, ol_o_id > ...) per
+         * item of the subject, then 50 item and author lookups. */
+        "SELECT i_id, i_title, a_fname, a_lname, s.sold "
+        "FROM (SELECT ol_i_id, sum(ol_qty) AS sold FROM order_line "
         "WHERE ol_o_id > (SELECT max(o_id) FROM orders) - 3333 "
-        "AND i_subject = ?1 GROUP BY i_id ORDER BY sold DESC, i_id LIMIT 50",
+        "AND ol_i_id IN (SELECT i_id FROM item WHERE i_subject = ?1) "
+        "GROUP BY ol_i_id ORDER BY sold DESC, ol_i_id LIMIT 50) AS s "
+        "JOIN item ON i_id = s.ol_i_id JOIN author ON a_id = i_a_id "
+        "ORDER BY s.sold DESC, i_id",
     [S_PRODUCT] =
         "SELECT i_id, i_title, a_fname, a_lname, i_pub_date, i_publisher, "
         "i_subject, i_desc, i_image, i_cost, i_srp, i_avail, i_isbn, "
