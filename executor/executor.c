@@ -34,6 +34,8 @@
  * writers (by their hints) on worker 0 in plan order, committed together,
  * while workers 1..T-1 take readers; then worker 0 takes readers too. A
  * sub-batch with at most one reader runs on worker 0 alone, waking no one.
+ * Readers are claimed longest expected first (cost.c), which changes only
+ * how busy the threads are, never a result.
  *
  * Locks: `mu` guards generation, stopping and the condition variables; it is
  * never held while a request runs, and no other lock is taken under it.
@@ -190,6 +192,7 @@ static void run_subbatch(struct evr_executor *ex, const struct evr_batch *b,
         evr__end_txn(ex, w0);
         return;
     }
+    evr__cost_order(ex, b, ex->readers, nr);
     run_shared(ex, b, ex->writers, nw, ex->readers, nr);
 }
 
@@ -202,8 +205,9 @@ static int alloc_executor(struct evr_executor *ex, struct evr_err *err)
     ex->writers = calloc(ex->n_max, sizeof *ex->writers);
     ex->readers = calloc(ex->n_max, sizeof *ex->readers);
     ex->hasher = evr_hasher_new(0);
+    ex->cost.scratch = malloc(evr__cost_scratch_size(ex->n_max));
     if (!ex->workers || !ex->resp || !ex->writers || !ex->readers ||
-        !ex->hasher) {
+        !ex->hasher || !ex->cost.scratch) {
         return evr_err_set(err, EVR_ENOMEM, "out of memory");
     }
     for (uint32_t i = 0; i < ex->n_max; i++) {
@@ -294,6 +298,7 @@ void evr_executor_free(struct evr_executor *ex)
     free(ex->resp);
     free(ex->writers);
     free(ex->readers);
+    free(ex->cost.scratch);
     free(ex->workers);
     pthread_cond_destroy(&ex->work_cv);
     pthread_cond_destroy(&ex->done_cv);
@@ -328,8 +333,11 @@ static void digest_responses(struct evr_executor *ex, uint32_t n)
     ex->resp_digest = evr_hasher_digest(ex->hasher);
 }
 
-static void collect_stats(struct evr_executor *ex, uint32_t n, uint32_t nsub)
+static void collect_stats(struct evr_executor *ex, const struct evr_batch *b,
+                          uint32_t nsub)
 {
+    uint32_t n = b->n;
+    evr__cost_learn(ex, b);
     ex->stats.requests += n;
     ex->stats.subbatches += nsub;
     for (int i = 0; i < ex->nthreads; i++) {
@@ -371,7 +379,7 @@ int evr_executor_run_parallel(struct evr_executor *ex,
         run_subbatch(ex, b, plan->order + from, plan->sub_start[s + 1] - from);
     }
     digest_responses(ex, b->n);
-    collect_stats(ex, b->n, plan->nsub);
+    collect_stats(ex, b, plan->nsub);
     return 0;
 }
 
@@ -395,7 +403,7 @@ int evr_executor_run_sequential(struct evr_executor *ex,
     }
     evr__end_txn(ex, w0);
     digest_responses(ex, b->n);
-    collect_stats(ex, b->n, 1);
+    collect_stats(ex, b, 1);
     return 0;
 }
 

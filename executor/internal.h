@@ -35,6 +35,15 @@ struct worker {
     uint64_t failed;
 };
 
+/* Expected request times by kind, for the claim order (cost.c). */
+#define EVR_COST_KINDS_MAX 64
+struct evr__cost {
+    const char *kind[EVR_COST_KINDS_MAX];
+    uint64_t mean_ns[EVR_COST_KINDS_MAX];
+    uint32_t n;
+    void *scratch; /* evr__cost_scratch_size(n_max) bytes */
+};
+
 struct evr_executor {
     struct evr_cow *cow;
     const struct evr_app *app;
@@ -47,6 +56,7 @@ struct evr_executor {
     struct evr_hasher *hasher;
     evr_h128 resp_digest;
     struct evr_exec_stats stats;
+    struct evr__cost cost; /* worker 0 only */
 
     pthread_mutex_t mu;
     pthread_cond_t work_cv;
@@ -62,6 +72,13 @@ struct evr_executor {
     _Atomic uint32_t remaining; /* items not finished */
     _Atomic uint32_t active;    /* workers that may hold a transaction */
 };
+
+/* Folds the measured times of batch b's requests into the averages. */
+void evr__cost_learn(struct evr_executor *ex, const struct evr_batch *b);
+/* Reorders items[0..n-1] longest expected first (ties: as given). */
+void evr__cost_order(struct evr_executor *ex, const struct evr_batch *b,
+                     uint32_t *items, uint32_t n);
+size_t evr__cost_scratch_size(uint32_t n_max);
 
 bool evr__hinted_writer(const struct evr_batch *b, uint32_t idx);
 

@@ -5,6 +5,7 @@
 
 #include "executor/batchset.h"
 #include "executor/executor.h"
+#include "executor/internal.h"
 #include "mixer/mixer.h"
 #include "tests/unit/helpers/th.h"
 #include "workloads/kv/kv.h"
@@ -419,6 +420,53 @@ static void test_request_failures(void **state)
     th_rmdir(dir);
 }
 
+/* Claim order inside a sub-batch: kinds measured slower go first, ties
+ * and kinds never measured keep the plan's order (unmeasured last). */
+static void test_claim_order(void **state)
+{
+    (void)state;
+    char *dir = th_mkdtemp();
+    struct evr_app app;
+    kv_app(&app, "0.5");
+    char *path = populate(dir, "order.db", &app);
+    struct replica r;
+    open_replica(&r, path, &app, 2, 256u << 20);
+    struct evr_buf bytes;
+    evr_buf_init(&bytes, SIZE_MAX);
+    uint8_t key[EVR_KV_KEY_BYTES];
+    const enum evr_kv_op ops[] = {EVR_KV_GET, EVR_KV_PUT, EVR_KV_GET,
+                                  EVR_KV_DEL, EVR_KV_PUT, EVR_KV_GET};
+    enum { N = 6 };
+    size_t off[N + 1];
+    for (int i = 0; i < N; i++) {
+        off[i] = bytes.len;
+        evr_kv_key((uint64_t)i, key);
+        evr_kv_encode(&bytes, ops[i], key, sizeof key, key, 8, 0);
+    }
+    off[N] = bytes.len;
+    struct evr_request reqs[N];
+    for (int i = 0; i < N; i++) {
+        reqs[i] = (struct evr_request){bytes.data + off[i],
+                                       (uint32_t)(off[i + 1] - off[i])};
+    }
+    /* Learn from a batch without the delete: puts 50 us, gets 5 us. */
+    struct evr_batch learn = {.op = 1, .n = 3, .req = reqs};
+    r.ex->resp[0].exec_ns = 5000;
+    r.ex->resp[1].exec_ns = 50000;
+    r.ex->resp[2].exec_ns = 5000;
+    evr__cost_learn(r.ex, &learn);
+    struct evr_batch b = {.op = 2, .n = N, .req = reqs};
+    uint32_t items[N] = {5, 4, 3, 2, 1, 0};
+    evr__cost_order(r.ex, &b, items, N);
+    const uint32_t want[N] = {4, 1, 5, 2, 0, 3};
+    assert_memory_equal(items, want, sizeof want);
+    evr_buf_free(&bytes);
+    close_replica(&r);
+    evr_app_close(&app);
+    free(path);
+    th_rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -427,6 +475,7 @@ int main(void)
         cmocka_unit_test(test_wrong_hints),
         cmocka_unit_test(test_context),
         cmocka_unit_test(test_request_failures),
+        cmocka_unit_test(test_claim_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

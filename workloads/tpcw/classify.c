@@ -2,6 +2,7 @@
  * Conflict sets of the TPC-W interactions. docs/TPCW.md explains, for each,
  * why the set covers every row the interaction may read or write.
  *
+ * Resources are the tables, with item's i_stock column apart (tpcw.h).
  * Keys are ids (customer c_id, item i_id, cart sc_id), used only where the
  * request names the row before it runs. Anything found through the database
  * (a cart's items, a customer's address, the newest orders) is covered by a
@@ -71,7 +72,8 @@ static void classify_buy_confirm(const struct tpcw_req *q,
     W(ORDERS);                        /* o_id = max + 1 */
     W(ORDER_LINE);
     W(CC_XACTS);
-    W(ITEM); /* stock of the cart's items, unknown before reading it */
+    R(ITEM);       /* titles and costs of the cart's lines */
+    W(ITEM_STOCK); /* of the cart's items, unknown before reading it */
     if (q->has_address) {
         W(ADDRESS);
     } else {
@@ -116,6 +118,7 @@ void tpcw_classify(const struct tpcw_req *q, struct evr_cset *cs)
     case TPCW_PRODUCT_DETAIL:
     case TPCW_ADMIN_REQUEST:
         RK(ITEM, q->i_id);
+        RK(ITEM_STOCK, q->i_id);
         R(AUTHOR);
         break;
     case TPCW_SEARCH_REQUEST:

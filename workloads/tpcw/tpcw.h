@@ -99,7 +99,11 @@ extern const char *const tpcw_interaction_names[TPCW_INTERACTIONS];
 extern const double tpcw_mix_percent[TPCW_MIXES][TPCW_INTERACTIONS];
 extern const char *const tpcw_mix_names[TPCW_MIXES]; /* "browsing", ... */
 
-/* Conflict-set table ids. */
+/* Conflict-set resource ids: the tables, except that item's i_stock column
+ * is a resource of its own (TPCW_T_ITEM_STOCK, keyed by i_id) and
+ * TPCW_T_ITEM covers item's other columns. Only Product Detail and Admin
+ * Request read i_stock and only Buy Confirm writes it, so the stock updates
+ * of a purchase need not order every page that lists items. */
 enum tpcw_table {
     TPCW_T_COUNTRY,
     TPCW_T_AUTHOR,
@@ -111,6 +115,7 @@ enum tpcw_table {
     TPCW_T_CC_XACTS,
     TPCW_T_SHOPPING_CART,
     TPCW_T_SHOPPING_CART_LINE,
+    TPCW_T_ITEM_STOCK,
 };
 
 /* ------------------------------------------------------------ requests
