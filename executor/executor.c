@@ -33,7 +33,9 @@
  * Ordering: sub-batches run strictly one after another. Inside one: the
  * writers (by their hints) on worker 0 in plan order, committed together,
  * while workers 1..T-1 take readers; then worker 0 takes readers too. A
- * sub-batch with at most one reader runs on worker 0 alone, waking no one.
+ * sub-batch with at most one reader runs on worker 0 alone, waking no one,
+ * and leaves its transaction open: worker 0 commits when the next shared
+ * sub-batch starts, or at the end of the batch.
  * Readers are claimed longest expected first (cost.c), which changes only
  * how busy the threads are, never a result.
  *
@@ -141,6 +143,10 @@ static void run_shared(struct evr_executor *ex, const struct evr_batch *b,
                        const uint32_t *readers, uint32_t n)
 {
     struct worker *w0 = &ex->workers[0];
+    /* What solo sub-batches before this one wrote must be visible to the
+     * readers about to start on other connections. */
+    bool wrote = w0->in_txn;
+    evr__end_txn(ex, w0);
     ex->batch = b;
     ex->items = readers;
     atomic_store_explicit(&ex->remaining, n, memory_order_relaxed);
@@ -160,7 +166,7 @@ static void run_shared(struct evr_executor *ex, const struct evr_batch *b,
      * the rows just written, which batch end would otherwise do alone. A
      * failed refresh only leaves that work to batch end. */
     evr__end_txn(ex, w0);
-    if (nw > 0) {
+    if (nw > 0 || wrote) {
         (void)evr_cow_batch_refresh(ex->cow, NULL);
     }
     drain(ex, w0, gen);
@@ -186,10 +192,12 @@ static void run_subbatch(struct evr_executor *ex, const struct evr_batch *b,
         }
     }
     if (nr <= 1 || ex->nthreads == 1) {
+        /* Solo: no other connection reads before the next shared
+         * sub-batch or batch end, so the transaction stays open and a run
+         * of solo sub-batches costs one commit, as sequential runs do. */
         for (uint32_t i = 0; i < n; i++) {
             evr__run_request(ex, b, items[i], w0);
         }
-        evr__end_txn(ex, w0);
         return;
     }
     evr__cost_order(ex, b, ex->readers, nr);
@@ -378,6 +386,7 @@ int evr_executor_run_parallel(struct evr_executor *ex,
         uint32_t from = plan->sub_start[s];
         run_subbatch(ex, b, plan->order + from, plan->sub_start[s + 1] - from);
     }
+    evr__end_txn(ex, &ex->workers[0]);
     digest_responses(ex, b->n);
     collect_stats(ex, b, plan->nsub);
     return 0;
