@@ -7,31 +7,9 @@
 #include "executor/executor.h"
 #include "executor/internal.h"
 #include "mixer/mixer.h"
+#include "tests/unit/helpers/replica.h"
 #include "tests/unit/helpers/th.h"
 #include "workloads/kv/kv.h"
-
-struct replica {
-    struct evr_cow *cow;
-    struct evr_executor *ex;
-};
-
-static void open_replica(struct replica *r, const char *path,
-                         const struct evr_app *app, int threads,
-                         size_t batch_bytes_max)
-{
-    struct evr_cow_opts o;
-    evr_cow_opts_default(&o, path, threads - 1); /* + the caller's */
-    o.batch_bytes_max = batch_bytes_max;
-    struct evr_err err = {0};
-    th_must(evr_cow_open(&o, &r->cow, &err), &err);
-    th_must(evr_executor_new(r->cow, app, 1024, &r->ex, &err), &err);
-}
-
-static void close_replica(struct replica *r)
-{
-    evr_executor_free(r->ex);
-    evr_cow_close(r->cow);
-}
 
 static void kv_app(struct evr_app *app, const char *reads)
 {
@@ -71,9 +49,9 @@ static void test_sequential_deterministic(void **state)
     struct evr_err err = {0};
     th_must(evr_batchset_generate(&app, 30, 64, th_seed(5), 1000, &set, &err),
          &err);
-    struct replica a, b;
-    open_replica(&a, p1, &app, 1, 256u << 20);
-    open_replica(&b, p2, &app, 1, 256u << 20);
+    struct th_replica a, b;
+    th_replica_open(&a, p1, &app, 1, 256u << 20);
+    th_replica_open(&b, p2, &app, 1, 256u << 20);
     assert_true(evr_h128_eq(evr_cow_digest(a.cow), evr_cow_digest(b.cow)));
     for (uint32_t i = 0; i < set.nbatches; i++) {
         struct evr_batch_result ra, rb;
@@ -90,8 +68,8 @@ static void test_sequential_deterministic(void **state)
     struct evr_exec_stats st;
     evr_executor_stats(a.ex, &st);
     assert_int_equal(st.requests, 30 * 64);
-    close_replica(&a);
-    close_replica(&b);
+    th_replica_close(&a);
+    th_replica_close(&b);
     char *d1 = th_dump_file(p1);
     char *d2 = th_dump_file(p2);
     assert_string_equal(d1, d2);
@@ -118,10 +96,10 @@ static void run_parallel_vs_sequential(const char *mix, int threads)
     struct evr_err err = {0};
     th_must(evr_batchset_generate(&app, 40, 128, th_seed(6), 0, &set, &err),
          &err);
-    struct replica par, mixo, seq;
-    open_replica(&par, pp, &app, threads, 256u << 20);
-    open_replica(&mixo, pm, &app, 1, 256u << 20);
-    open_replica(&seq, ps, &app, 1, 256u << 20);
+    struct th_replica par, mixo, seq;
+    th_replica_open(&par, pp, &app, threads, 256u << 20);
+    th_replica_open(&mixo, pm, &app, 1, 256u << 20);
+    th_replica_open(&seq, ps, &app, 1, 256u << 20);
     struct evr_mixer *m;
     th_must(evr_mixer_new(1024, &m, &err), &err);
     uint64_t subs = 0;
@@ -133,13 +111,7 @@ static void run_parallel_vs_sequential(const char *mix, int threads)
         struct evr_batch_result rp, rs;
         th_must(evr_execute_batch(par.ex, b, EVR_EXEC_PARALLEL, &plan, &rp, &err),
              &err);
-        /* Sequential, following the plan's order. */
-        th_must(evr_cow_batch_begin(mixo.cow, b->op, &err), &err);
-        th_must(evr_executor_run_sequential(mixo.ex, b, plan.order, &err), &err);
-        evr_h128 root;
-        th_must(evr_cow_batch_end(mixo.cow, &root, &err), &err);
-        evr_h128 tm = evr_token(b->op, root,
-                                evr_executor_response_digest(mixo.ex));
+        evr_h128 tm = th_run_in_plan_order(&mixo, b, &plan);
         th_must(evr_execute_batch(seq.ex, b, EVR_EXEC_SEQUENTIAL, NULL, &rs,
                                &err),
              &err);
@@ -155,9 +127,9 @@ static void run_parallel_vs_sequential(const char *mix, int threads)
     th_must(evr_cow_digest_full(par.cow, &full, &err), &err);
     assert_true(evr_h128_eq(full, evr_cow_digest(par.cow)));
     evr_mixer_free(m);
-    close_replica(&par);
-    close_replica(&mixo);
-    close_replica(&seq);
+    th_replica_close(&par);
+    th_replica_close(&mixo);
+    th_replica_close(&seq);
     evr_batchset_free(&set);
     evr_app_close(&app);
     free(pp);
@@ -227,8 +199,8 @@ static void run_wrong_hints(void (*classify)(void *, const uint8_t *,
     struct evr_err err = {0};
     th_must(evr_batchset_generate(&liar, 20, 200, th_seed(7), 0, &set, &err),
          &err);
-    struct replica r;
-    open_replica(&r, path, &liar, 4, 256u << 20);
+    struct th_replica r;
+    th_replica_open(&r, path, &liar, 4, 256u << 20);
     evr_executor_set_txn_mode(r.ex, mode);
     struct evr_mixer *m;
     th_must(evr_mixer_new(1024, &m, &err), &err);
@@ -262,7 +234,7 @@ static void run_wrong_hints(void (*classify)(void *, const uint8_t *,
         assert_int_equal(resp[i].status, 0); /* busy writers were retried */
     }
     evr_mixer_free(m);
-    close_replica(&r);
+    th_replica_close(&r);
     evr_batchset_free(&set);
     evr_app_close(&app);
     free(path);
@@ -292,8 +264,8 @@ static void test_context(void **state)
     ops.execute = ctx_execute;
     struct evr_app ctxapp = {&ops, app.impl};
     char *path = populate(dir, "ctx.db", &app);
-    struct replica r;
-    open_replica(&r, path, &ctxapp, 2, 256u << 20);
+    struct th_replica r;
+    th_replica_open(&r, path, &ctxapp, 2, 256u << 20);
     uint8_t req[1] = {0};
     struct evr_request reqs[8];
     struct evr_cset cs[8];
@@ -345,7 +317,7 @@ static void test_context(void **state)
          &err);
     assert_false(evr_h128_eq(rs.token, rp.token));
     evr_mixer_free(m);
-    close_replica(&r);
+    th_replica_close(&r);
     evr_app_close(&app);
     free(path);
     th_rmdir(dir);
@@ -360,8 +332,8 @@ static void test_request_failures(void **state)
     struct evr_app app;
     kv_app(&app, "1.0");
     char *path = populate(dir, "f.db", &app);
-    struct replica r;
-    open_replica(&r, path, &app, 2, 64 * 1024);
+    struct th_replica r;
+    th_replica_open(&r, path, &app, 2, 64 * 1024);
     struct evr_buf bytes;
     evr_buf_init(&bytes, SIZE_MAX);
     uint8_t key[EVR_KV_KEY_BYTES];
@@ -414,7 +386,7 @@ static void test_request_failures(void **state)
     th_must(evr_cow_rollback(r.cow, 1, &err), &err);
     assert_true(evr_h128_eq(evr_cow_digest(r.cow), before));
     evr_buf_free(&bytes);
-    close_replica(&r);
+    th_replica_close(&r);
     evr_app_close(&app);
     free(path);
     th_rmdir(dir);
@@ -429,8 +401,8 @@ static void test_claim_order(void **state)
     struct evr_app app;
     kv_app(&app, "0.5");
     char *path = populate(dir, "order.db", &app);
-    struct replica r;
-    open_replica(&r, path, &app, 2, 256u << 20);
+    struct th_replica r;
+    th_replica_open(&r, path, &app, 2, 256u << 20);
     struct evr_buf bytes;
     evr_buf_init(&bytes, SIZE_MAX);
     uint8_t key[EVR_KV_KEY_BYTES];
@@ -461,7 +433,7 @@ static void test_claim_order(void **state)
     const uint32_t want[N] = {4, 1, 5, 2, 0, 3};
     assert_memory_equal(items, want, sizeof want);
     evr_buf_free(&bytes);
-    close_replica(&r);
+    th_replica_close(&r);
     evr_app_close(&app);
     free(path);
     th_rmdir(dir);

@@ -8,6 +8,7 @@
 #include "executor/batchset.h"
 #include "executor/executor.h"
 #include "mixer/mixer.h"
+#include "tests/unit/helpers/replica.h"
 #include "tests/unit/helpers/th.h"
 
 /* 2023-11-14 22:13:20 UTC, the population's "now": the batches run just
@@ -15,27 +16,6 @@
 #define T0_US 1700000000000000LL
 #define BATCHES 24
 #define BATCH_SIZE 96
-
-struct replica {
-    struct evr_cow *cow;
-    struct evr_executor *ex;
-};
-
-static void open_replica(struct replica *r, const char *path,
-                         const struct evr_app *app, int threads)
-{
-    struct evr_cow_opts o;
-    evr_cow_opts_default(&o, path, threads - 1); /* + the caller's */
-    struct evr_err err = {0};
-    th_must(evr_cow_open(&o, &r->cow, &err), &err);
-    th_must(evr_executor_new(r->cow, app, 1024, &r->ex, &err), &err);
-}
-
-static void close_replica(struct replica *r)
-{
-    evr_executor_free(r->ex);
-    evr_cow_close(r->cow);
-}
 
 static void tpcw_app(struct evr_app *app, const char *mix)
 {
@@ -84,9 +64,9 @@ static void run_sequential_deterministic(const char *mix)
     th_must(evr_batchset_generate(&app, BATCHES, BATCH_SIZE, th_seed(11),
                                   T0_US, &set, &err),
             &err);
-    struct replica a, b;
-    open_replica(&a, paths[0], &app, 1);
-    open_replica(&b, paths[1], &app, 1);
+    struct th_replica a, b;
+    th_replica_open(&a, paths[0], &app, 1, 0);
+    th_replica_open(&b, paths[1], &app, 1, 0);
     uint32_t ok = 0, refused = 0;
     for (uint32_t i = 0; i < set.nbatches; i++) {
         struct evr_batch_result ra, rb;
@@ -102,8 +82,8 @@ static void run_sequential_deterministic(const char *mix)
         th_must(evr_cow_commit(b.cow, set.batches[i].op, &err), &err);
     }
     assert_true(ok > set.nbatches * BATCH_SIZE * 9 / 10);
-    close_replica(&a);
-    close_replica(&b);
+    th_replica_close(&a);
+    th_replica_close(&b);
     char *d1 = th_dump_file(paths[0]);
     char *d2 = th_dump_file(paths[1]);
     assert_string_equal(d1, d2);
@@ -123,19 +103,6 @@ static void test_sequential_deterministic(void **state)
     run_sequential_deterministic("ordering");
 }
 
-/* Executes batch b sequentially in the plan's order on r. */
-static evr_h128 run_in_plan_order(struct replica *r,
-                                  const struct evr_batch *b,
-                                  const struct evr_plan *plan)
-{
-    struct evr_err err = {0};
-    th_must(evr_cow_batch_begin(r->cow, b->op, &err), &err);
-    th_must(evr_executor_run_sequential(r->ex, b, plan->order, &err), &err);
-    evr_h128 root;
-    th_must(evr_cow_batch_end(r->cow, &root, &err), &err);
-    return evr_token(b->op, root, evr_executor_response_digest(r->ex));
-}
-
 static void run_parallel_vs_sequential(const char *mix, int threads)
 {
     char *dir = th_mkdtemp();
@@ -149,10 +116,10 @@ static void run_parallel_vs_sequential(const char *mix, int threads)
     th_must(evr_batchset_generate(&app, BATCHES, BATCH_SIZE, th_seed(12),
                                   T0_US, &set, &err),
             &err);
-    struct replica par, mixo, seq;
-    open_replica(&par, paths[0], &app, threads);
-    open_replica(&mixo, paths[1], &app, 1);
-    open_replica(&seq, paths[2], &app, 1);
+    struct th_replica par, mixo, seq;
+    th_replica_open(&par, paths[0], &app, threads, 0);
+    th_replica_open(&mixo, paths[1], &app, 1, 0);
+    th_replica_open(&seq, paths[2], &app, 1, 0);
     struct evr_mixer *m;
     th_must(evr_mixer_new(1024, &m, &err), &err);
     uint64_t subs = 0;
@@ -167,7 +134,7 @@ static void run_parallel_vs_sequential(const char *mix, int threads)
                                   &err),
                 &err);
         count_statuses(par.ex, b->n, &ok, &refused);
-        evr_h128 tm = run_in_plan_order(&mixo, b, &plan);
+        evr_h128 tm = th_run_in_plan_order(&mixo, b, &plan);
         th_must(evr_execute_batch(seq.ex, b, EVR_EXEC_SEQUENTIAL, NULL, &rs,
                                   &err),
                 &err);
@@ -184,9 +151,9 @@ static void run_parallel_vs_sequential(const char *mix, int threads)
     th_must(evr_cow_digest_full(par.cow, &full, &err), &err);
     assert_true(evr_h128_eq(full, evr_cow_digest(par.cow)));
     evr_mixer_free(m);
-    close_replica(&par);
-    close_replica(&mixo);
-    close_replica(&seq);
+    th_replica_close(&par);
+    th_replica_close(&mixo);
+    th_replica_close(&seq);
     evr_batchset_free(&set);
     evr_app_close(&app);
     for (int i = 0; i < 3; i++) {

@@ -323,6 +323,19 @@ struct customer {
     int64_t addr_id;
 };
 
+/* Runs S_LOGIN for q's user name: true when the row exists and its
+ * c_passwd (column 1) equals q's password. *step gets the step's result; the
+ * caller reads the row's other columns, then resets st. */
+static bool password_ok(sqlite3_stmt *st, const struct tpcw_req *q,
+                        int *step)
+{
+    tpcw_bind_str(st, 1, q->uname);
+    *step = sqlite3_step(st);
+    return *step == SQLITE_ROW &&
+           (size_t)sqlite3_column_bytes(st, 1) == q->passwd.n &&
+           memcmp(sqlite3_column_text(st, 1), q->passwd.p, q->passwd.n) == 0;
+}
+
 /* A returning customer: check the password, refresh the login. */
 static int login(struct evr_ctx *ctx, const struct tpcw_req *q,
                  struct customer *cu, struct evr_buf *resp)
@@ -333,12 +346,8 @@ static int login(struct evr_ctx *ctx, const struct tpcw_req *q,
     if (rc != SQLITE_OK) {
         return rc;
     }
-    tpcw_bind_str(st, 1, q->uname);
-    int step = sqlite3_step(st);
-    bool ok = step == SQLITE_ROW &&
-              (size_t)sqlite3_column_bytes(st, 1) == q->passwd.n &&
-              memcmp(sqlite3_column_text(st, 1), q->passwd.p, q->passwd.n) ==
-                  0;
+    int step = SQLITE_DONE;
+    bool ok = password_ok(st, q, &step);
     if (ok) {
         cu->c_id = sqlite3_column_int64(st, 0);
         cu->discount = sqlite3_column_double(st, 4);
@@ -627,12 +636,8 @@ int tpcw_order_display(struct evr_ctx *ctx, const struct tpcw_req *q,
     if (st == NULL) {
         return rc;
     }
-    tpcw_bind_str(st, 1, q->uname);
-    int step = sqlite3_step(st);
-    bool ok = step == SQLITE_ROW &&
-              (size_t)sqlite3_column_bytes(st, 1) == q->passwd.n &&
-              memcmp(sqlite3_column_text(st, 1), q->passwd.p, q->passwd.n) ==
-                  0;
+    int step = SQLITE_DONE;
+    bool ok = password_ok(st, q, &step);
     if (ok) {
         cu.c_id = sqlite3_column_int64(st, 0);
     }
