@@ -630,7 +630,8 @@ static int prepare(struct bench *b, struct evr_err *err)
     return rc ? rc
               : evr_batchset_generate(&b->app, (uint32_t)b->batches,
                                       (uint32_t)b->batch_size, b->seed,
-                                      1700000000000000LL, &b->set, err);
+                                      evr_app_start_us(&b->app), &b->set,
+                                      err);
 }
 
 /* Names every request's kind once, for counts and per-kind times. */

@@ -43,6 +43,12 @@ const char *evr_app_names(void)
     return names;
 }
 
+int64_t evr_app_start_us(const struct evr_app *app)
+{
+    return app->ops->start_us != NULL ? app->ops->start_us(app->impl)
+                                      : EVR_APP_START_US_DEFAULT;
+}
+
 void evr_app_print_usage(FILE *out)
 {
     for (size_t i = 0; i < NAPPS; i++) {

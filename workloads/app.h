@@ -84,6 +84,10 @@ struct evr_app_ops {
     int (*execute)(void *app, struct evr_ctx *ctx, const uint8_t *req,
                    uint32_t len, struct evr_buf *resp);
 
+    /* The moment the start state describes, in µs since 1970: batches of
+     * its load are stamped from then on. NULL: EVR_APP_START_US_DEFAULT. */
+    int64_t (*start_us)(void *app);
+
     /* Short name of a request's kind, for statistics ("get", "home"). */
     const char *(*kind)(void *app, const uint8_t *req, uint32_t len);
 
@@ -101,6 +105,12 @@ struct evr_app {
     const struct evr_app_ops *ops;
     void *impl;
 };
+
+/* 2023-11-14 22:13:20 UTC. */
+#define EVR_APP_START_US_DEFAULT 1700000000000000LL
+
+/* app's start_us, or the default. */
+int64_t evr_app_start_us(const struct evr_app *app);
 
 /* The registered applications, by name ("kv"). */
 const struct evr_app_ops *evr_app_find(const char *name);

@@ -11,18 +11,21 @@
 #include "tests/unit/helpers/replica.h"
 #include "tests/unit/helpers/th.h"
 
-/* 2023-11-14 22:13:20 UTC, the population's "now": the batches run just
- * after it, so Buy Confirm's dates and the 60-day order window line up. */
-#define T0_US 1700000000000000LL
 #define BATCHES 24
 #define BATCH_SIZE 96
 
-static void tpcw_app(struct evr_app *app, const char *mix)
+static void tpcw_app_ebs(struct evr_app *app, const char *mix,
+                         const char *ebs)
 {
     const struct evr_app_opt opts[] = {
-        {"items", "1000"}, {"ebs", "2"}, {"mix", mix}, {"think", "0"}};
+        {"items", "1000"}, {"ebs", ebs}, {"mix", mix}, {"think", "0"}};
     struct evr_err err = {0};
     th_must(evr_app_open("tpcw", opts, 4, app, &err), &err);
+}
+
+static void tpcw_app(struct evr_app *app, const char *mix)
+{
+    tpcw_app_ebs(app, mix, "2");
 }
 
 /* Populates "start.db" once and copies it to each name. */
@@ -51,6 +54,31 @@ static void count_statuses(const struct evr_executor *ex, uint32_t n,
     }
 }
 
+/* Cart refreshes name lines by their position on the page the EB last saw
+ * (predicted: the generator cannot read pages). The store reports how many
+ * of a refresh's positions existed: nearly all must. */
+struct refresh_count {
+    unsigned sent, applied, refreshes;
+};
+
+static void count_refreshes(const struct evr_executor *ex, uint32_t n,
+                            struct refresh_count *c)
+{
+    const struct evr_response *resp = evr_executor_responses(ex);
+    for (uint32_t i = 0; i < n; i++) {
+        const char *tag = "refreshed=";
+        const char *at = memmem(resp[i].body.data, resp[i].body.len, tag,
+                                strlen(tag));
+        unsigned applied, sent;
+        if (at != NULL && sscanf(at, "refreshed=%u of %u", &applied,
+                                 &sent) == 2) {
+            c->applied += applied;
+            c->sent += sent;
+            c->refreshes++;
+        }
+    }
+}
+
 static void run_sequential_deterministic(const char *mix)
 {
     char *dir = th_mkdtemp();
@@ -62,7 +90,7 @@ static void run_sequential_deterministic(const char *mix)
     struct evr_batchset set;
     struct evr_err err = {0};
     th_must(evr_batchset_generate(&app, BATCHES, BATCH_SIZE, th_seed(11),
-                                  T0_US, &set, &err),
+                                  evr_app_start_us(&app), &set, &err),
             &err);
     struct th_replica a, b;
     th_replica_open(&a, paths[0], &app, 1, 0);
@@ -114,7 +142,7 @@ static void run_parallel_vs_sequential(const char *mix, int threads)
     struct evr_batchset set;
     struct evr_err err = {0};
     th_must(evr_batchset_generate(&app, BATCHES, BATCH_SIZE, th_seed(12),
-                                  T0_US, &set, &err),
+                                  evr_app_start_us(&app), &set, &err),
             &err);
     struct th_replica par, mixo, seq;
     th_replica_open(&par, paths[0], &app, threads, 0);
@@ -124,6 +152,7 @@ static void run_parallel_vs_sequential(const char *mix, int threads)
     th_must(evr_mixer_new(1024, &m, &err), &err);
     uint64_t subs = 0;
     uint32_t ok = 0, refused = 0;
+    struct refresh_count rc = {0, 0, 0};
     for (uint32_t i = 0; i < set.nbatches; i++) {
         const struct evr_batch *b = &set.batches[i];
         struct evr_plan plan;
@@ -134,6 +163,7 @@ static void run_parallel_vs_sequential(const char *mix, int threads)
                                   &err),
                 &err);
         count_statuses(par.ex, b->n, &ok, &refused);
+        count_refreshes(par.ex, b->n, &rc);
         evr_h128 tm = th_run_in_plan_order(&mixo, b, &plan);
         th_must(evr_execute_batch(seq.ex, b, EVR_EXEC_SEQUENTIAL, NULL, &rs,
                                   &err),
@@ -147,6 +177,10 @@ static void run_parallel_vs_sequential(const char *mix, int threads)
     /* The batches did run in parallel, and did real work. */
     assert_true(subs < (uint64_t)set.nbatches * BATCH_SIZE / 2);
     assert_true(ok > set.nbatches * BATCH_SIZE * 9 / 10);
+    print_message("# %s: %u refreshes, %u of %u positions existed\n", mix,
+                  rc.refreshes, rc.applied, rc.sent);
+    assert_true(rc.refreshes >= 5);
+    assert_true(rc.applied * 100 >= rc.sent * 95);
     evr_h128 full;
     th_must(evr_cow_digest_full(par.cow, &full, &err), &err);
     assert_true(evr_h128_eq(full, evr_cow_digest(par.cow)));
@@ -170,11 +204,102 @@ static void test_parallel_equals_sequential(void **state)
     run_parallel_vs_sequential("ordering", 4);
 }
 
+/* Over a long shopping run, the cart positions the EBs predict exist in
+ * the store: the generator's picture of each cart page is right. */
+static void test_refresh_positions(void **state)
+{
+    (void)state;
+    char *dir = th_mkdtemp();
+    struct evr_app app;
+    tpcw_app_ebs(&app, "shopping", "10");
+    char *path;
+    const char *const names[] = {"carts.db"};
+    populate_copies(dir, &app, &path, names, 1);
+    struct evr_batchset set;
+    struct evr_err err = {0};
+    th_must(evr_batchset_generate(&app, 80, 128, th_seed(13), evr_app_start_us(&app), &set,
+                                  &err),
+            &err);
+    struct th_replica r;
+    th_replica_open(&r, path, &app, 1, 0);
+    struct refresh_count c = {0, 0, 0};
+    for (uint32_t i = 0; i < set.nbatches; i++) {
+        struct evr_batch_result res;
+        th_must(evr_execute_batch(r.ex, &set.batches[i], EVR_EXEC_SEQUENTIAL,
+                                  NULL, &res, &err),
+                &err);
+        count_refreshes(r.ex, set.batches[i].n, &c);
+        th_must(evr_cow_commit(r.cow, set.batches[i].op, &err), &err);
+    }
+    print_message("# %u refreshes, %u of %u positions existed\n",
+                  c.refreshes, c.applied, c.sent);
+    assert_true(c.refreshes >= 30); /* SHOP -> SHOP is 4.5 % of carts */
+    assert_true(c.applied * 100 >= c.sent * 98);
+    th_replica_close(&r);
+    evr_batchset_free(&set);
+    evr_app_close(&app);
+    free(path);
+    th_rmdir(dir);
+}
+
+/* Batches are stamped from the store's --now on: orders bought in them are
+ * dated after every populated one. */
+static void test_batches_follow_now(void **state)
+{
+    (void)state;
+    char *dir = th_mkdtemp();
+    const struct evr_app_opt opts[] = {{"items", "1000"},
+                                       {"ebs", "1"},
+                                       {"mix", "ordering"},
+                                       {"now", "1800000000"}};
+    struct evr_app app;
+    struct evr_err err = {0};
+    th_must(evr_app_open("tpcw", opts, 4, &app, &err), &err);
+    assert_true(evr_app_start_us(&app) == 1800000000000000LL);
+    char *path;
+    const char *const names[] = {"now.db"};
+    populate_copies(dir, &app, &path, names, 1);
+    struct evr_batchset set;
+    th_must(evr_batchset_generate(&app, 20, 128, th_seed(14),
+                                  evr_app_start_us(&app), &set, &err),
+            &err);
+    struct th_replica r;
+    th_replica_open(&r, path, &app, 1, 0);
+    for (uint32_t i = 0; i < set.nbatches; i++) {
+        struct evr_batch_result res;
+        th_must(evr_execute_batch(r.ex, &set.batches[i], EVR_EXEC_SEQUENTIAL,
+                                  NULL, &res, &err),
+                &err);
+        th_must(evr_cow_commit(r.cow, set.batches[i].op, &err), &err);
+    }
+    th_replica_close(&r);
+    sqlite3 *db = th_open(path);
+    sqlite3_stmt *st;
+    assert_int_equal(
+        sqlite3_prepare_v2(db,
+                           "SELECT count(*), sum(o_date >= '2027-01-15 08:00:00')"
+                           " FROM orders WHERE o_id > 2592",
+                           -1, &st, NULL),
+        SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int bought = sqlite3_column_int(st, 0);
+    assert_true(bought > 0);
+    assert_int_equal(sqlite3_column_int(st, 1), bought);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    evr_batchset_free(&set);
+    evr_app_close(&app);
+    free(path);
+    th_rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sequential_deterministic),
         cmocka_unit_test(test_parallel_equals_sequential),
+        cmocka_unit_test(test_refresh_positions),
+        cmocka_unit_test(test_batches_follow_now),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -305,8 +305,9 @@ static void test_shopping_cart(void **state)
     q.add = 1;
     q.i_id = 2;
     q.npairs = 1;
-    q.pairs[0] = (struct tpcw_pair){4, 5};
+    q.pairs[0] = (struct tpcw_pair){1, 5}; /* line 1 of the page: item 4 */
     run(f, &q);
+    page_has(f, "refreshed=1 of 1\n");
     page_has(f, "line=2|1|Apple pie|20.50|40.00|\nline=4|5|");
     page_has(f, "sub_total=45.50 tax=3.75 ship=9.00 total=58.25\n");
     /* With the customer's 10 % discount. */
@@ -317,11 +318,23 @@ static void test_shopping_cart(void **state)
     page_has(f, "sub_total=40.95 tax=3.38 ship=9.00 total=53.33\n");
     /* Quantity 0 removes lines; an emptied cart gets one related item. */
     q.npairs = 2;
-    q.pairs[0] = (struct tpcw_pair){4, 0};
+    q.pairs[0] = (struct tpcw_pair){1, 0};
     q.pairs[1] = (struct tpcw_pair){2, 0};
     run(f, &q);
+    page_has(f, "refreshed=2 of 2\n");
     expect_sql(f, "SELECT count(*) FROM shopping_cart_line", "1");
     expect_sql(f, "SELECT scl_qty FROM shopping_cart_line", "1");
+    expect_sql(f, "SELECT count(*) FROM shopping_cart_line WHERE scl_i_id"
+                  " IN (2, 4)",
+               "0");
+    /* A position the page did not have is ignored. */
+    q.pairs[0] = (struct tpcw_pair){1, 3};
+    q.pairs[1] = (struct tpcw_pair){5, 9};
+    run(f, &q);
+    assert_int_equal(f->status, 0);
+    page_has(f, "refreshed=1 of 2\n");
+    expect_sql(f, "SELECT group_concat(scl_qty) FROM shopping_cart_line",
+               "3");
     expect_sql(f, "SELECT sc_time FROM shopping_cart WHERE sc_id = 1",
                  "2023-11-14 22:13:20");
     /* Unknown carts and items are refused and change nothing. */

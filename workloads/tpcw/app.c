@@ -111,6 +111,12 @@ static int tpcw_app_execute(void *app, struct evr_ctx *ctx,
     return tpcw_execute(app, ctx, &q, resp);
 }
 
+static int64_t tpcw_start_us(void *app)
+{
+    const struct tpcw_config *c = app;
+    return c->now * 1000000;
+}
+
 static const char *tpcw_kind(void *app, const uint8_t *req, uint32_t len)
 {
     (void)app;
@@ -154,6 +160,7 @@ const struct evr_app_ops evr_tpcw_app = {
     .populate = tpcw_app_populate,
     .classify = tpcw_app_classify,
     .execute = tpcw_app_execute,
+    .start_us = tpcw_start_us,
     .kind = tpcw_kind,
     .gen_create = gen_create,
     .gen_destroy = gen_destroy,

@@ -8,7 +8,9 @@
  * The EB cannot read the SUT's responses, so what a real browser would learn
  * from a page it predicts instead: the id of a cart it creates and of a
  * customer it registers (the database hands them out in request order), and
- * the items it has put into its cart. The id predictions hold while this
+ * what its cart page shows (how many lines, and the items it put there
+ * itself; a refresh names lines by position on that page, as the Java
+ * kit's browser does). The id predictions hold while this
  * generator is the only one sending to the database and its requests run
  * in the order it makes them.
  */
@@ -142,12 +144,17 @@ static const struct hop (*const matrices[TPCW_MIXES])[HOPS_MAX] = {
 /* Before an EB's first request: its first page is Home, no matrix draw. */
 #define PAGE_NONE TPCW_INTERACTIONS
 
-/* The item ids an EB put into its cart: grown on demand (most EBs never
- * hold more than a few), never beyond TPCW_CART_PAIRS_MAX. */
+/* What an EB's cart page shows, as far as the EB can predict it: `lines`
+ * lines, of which it knows the items ids[0..n-1] (ascending, so position i
+ * on the page is ids[i] when n == lines). The other lines are items the
+ * store added to an emptied cart. Invariant: n <= lines <=
+ * TPCW_CART_PAIRS_MAX. ids grows on demand (most EBs never hold more than a
+ * few). */
 struct known_cart {
     uint32_t *ids;
     uint8_t n;
     uint8_t cap;
+    uint8_t lines;
 };
 
 struct eb {
@@ -280,6 +287,7 @@ static void start_session(struct tpcw_gen *g, struct eb *b)
                   : 0;
     b->sc_id = 0;
     b->cart.n = 0;
+    b->cart.lines = 0;
     b->last_item = 0;
     b->named = false;
     b->session_end_us =
@@ -329,15 +337,15 @@ static void pick_search(struct tpcw_gen *g, struct eb *b, struct tpcw_req *q)
     q->search = tpcw_str_of(g->s.search);
 }
 
-/* A refresh sends one pair per chosen line: the only known line gets a new
- * quantity 1..10; with more, a random non-empty subset gets 0..10 each. */
+/* A refresh sends one pair per chosen line of the page: a single line
+ * gets a new quantity 1..10; with more, a random non-empty subset of the
+ * lines gets 0..10 each (clause 2.4.5.1 as both kits read it). */
 static void pick_refresh(struct eb *b, struct tpcw_req *q)
 {
     struct evr_rng *r = &b->rng;
-    uint32_t n = b->cart.n;
+    uint32_t n = b->cart.lines;
     if (n == 1) {
-        q->pairs[0] = (struct tpcw_pair){b->cart.ids[0],
-                                         (uint16_t)evr_rng_range(r, 1, 10)};
+        q->pairs[0] = (struct tpcw_pair){1, (uint16_t)evr_rng_range(r, 1, 10)};
         q->npairs = 1;
         return;
     }
@@ -350,7 +358,7 @@ static void pick_refresh(struct eb *b, struct tpcw_req *q)
     for (uint32_t i = 0; i < n && chosen < k; i++) {
         if (evr_rng_below(r, n - i) < k - chosen) {
             q->pairs[chosen++] = (struct tpcw_pair){
-                b->cart.ids[i], (uint16_t)evr_rng_range(r, 0, 10)};
+                (uint16_t)(i + 1), (uint16_t)evr_rng_range(r, 0, 10)};
         }
     }
     q->npairs = (uint8_t)chosen;
@@ -587,38 +595,72 @@ static int cart_room(struct known_cart *k)
     return 0;
 }
 
+/* An added item is a new line unless the EB knows it is there already
+ * (an item the store added unseen counts as new: one line too many, which
+ * the store ignores if a refresh names it). A full known list forgets the
+ * item but still counts its line. */
 static void cart_add(struct known_cart *k, uint32_t i_id)
 {
-    if (!cart_knows(k, i_id) && k->n < k->cap) {
-        k->ids[k->n++] = i_id;
+    if (cart_knows(k, i_id) || k->lines >= TPCW_CART_PAIRS_MAX) {
+        return;
     }
+    k->lines++;
+    if (k->n == k->cap) {
+        return;
+    }
+    uint32_t at = k->n;
+    while (at > 0 && k->ids[at - 1] > i_id) {
+        k->ids[at] = k->ids[at - 1];
+        at--;
+    }
+    k->ids[at] = i_id;
+    k->n++;
 }
 
-/* Lines refreshed to quantity 0 are gone from the cart. */
+/* Lines refreshed to quantity 0 are gone. Positions name known items only
+ * when the EB knows every line; otherwise it cannot tell which of its items
+ * went and forgets them all (its later adds may then count a line twice). */
 static void cart_drop_removed(struct known_cart *k, const struct tpcw_req *q)
 {
+    bool all_known = k->n == k->lines;
+    uint8_t keep[TPCW_CART_PAIRS_MAX];
+    memset(keep, 1, sizeof keep);
+    uint32_t removed = 0;
     for (int p = 0; p < q->npairs; p++) {
-        if (q->pairs[p].qty != 0) {
-            continue;
+        uint16_t line = q->pairs[p].line;
+        if (q->pairs[p].qty == 0 && line <= k->lines && keep[line - 1]) {
+            keep[line - 1] = 0;
+            removed++;
         }
+    }
+    if (!all_known) {
+        k->n = removed > 0 ? 0 : k->n;
+    } else {
         uint32_t w = 0;
         for (uint32_t i = 0; i < k->n; i++) {
-            if (k->ids[i] != q->pairs[p].i_id) {
+            if (keep[i]) {
                 k->ids[w++] = k->ids[i];
             }
         }
         k->n = (uint8_t)w;
     }
+    k->lines = (uint8_t)(k->lines - removed);
 }
 
 /* What the EB learns from the response to q, predicted. */
 static void learn(struct tpcw_gen *g, struct eb *b, const struct tpcw_req *q)
 {
     if (q->kind == TPCW_SHOPPING_CART) {
+        /* Positions name lines of the page shown, before any add (this
+         * EB never sends an add and a refresh together); an emptied cart
+         * gets one line from the store. */
+        cart_drop_removed(&b->cart, q);
         if (q->add) {
             cart_add(&b->cart, q->i_id);
         }
-        cart_drop_removed(&b->cart, q);
+        if (b->cart.lines == 0) {
+            b->cart.lines = 1;
+        }
     }
     if (creates_cart(q)) {
         b->sc_id = ++g->carts;
@@ -632,6 +674,7 @@ static void learn(struct tpcw_gen *g, struct eb *b, const struct tpcw_req *q)
     if (q->kind == TPCW_BUY_CONFIRM) {
         b->sc_id = 0; /* the order emptied the cart; the next is new */
         b->cart.n = 0;
+        b->cart.lines = 0;
     }
 }
 

@@ -26,6 +26,7 @@ enum tpcw_stmt {
     S_LINE_SET,
     S_LINE_DELETE,
     S_LINE_COUNT,
+    S_LINE_IDS,
     S_RELATED1,
     S_CART_LINES,
     S_LOGIN,

@@ -180,11 +180,55 @@ static int refill(const struct tpcw_config *c, struct evr_ctx *ctx,
     return rc ? rc : line_op(ctx, S_LINE_ADD, sc_id, i_id, 1);
 }
 
-static int update_lines(struct evr_ctx *ctx, const struct tpcw_req *q,
-                        int64_t sc_id)
+/* The item ids of the cart's first TPCW_CART_PAIRS_MAX lines, in page
+ * order. */
+static int line_ids(struct evr_ctx *ctx, int64_t sc_id, int64_t *ids,
+                    int *n)
 {
     int rc = SQLITE_OK;
-    if (q->add) {
+    sqlite3_stmt *st = tpcw_stmt(ctx, S_LINE_IDS, &rc);
+    if (st == NULL) {
+        return rc;
+    }
+    sqlite3_bind_int64(st, 1, sc_id);
+    sqlite3_bind_int(st, 2, TPCW_CART_PAIRS_MAX);
+    *n = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        ids[(*n)++] = sqlite3_column_int64(st, 0);
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/* Sets or removes the lines the pairs name by position on the page the EB
+ * saw (ids, n, read before the add); reports how many it applied. */
+static int refresh_lines(struct evr_ctx *ctx, const struct tpcw_req *q,
+                         int64_t sc_id, const int64_t *ids, int n,
+                         struct evr_buf *resp)
+{
+    int rc = SQLITE_OK;
+    int applied = 0;
+    for (int i = 0; rc == SQLITE_OK && i < q->npairs; i++) {
+        const struct tpcw_pair *p = &q->pairs[i];
+        if (p->line > n) {
+            continue; /* the page had no such line */
+        }
+        int64_t i_id = ids[p->line - 1];
+        rc = p->qty == 0 ? line_op(ctx, S_LINE_DELETE, sc_id, i_id, 0)
+                         : line_op(ctx, S_LINE_SET, sc_id, i_id, p->qty);
+        applied++;
+    }
+    return rc ? rc
+              : tpcw_out(resp, "refreshed=%d of %d\n", applied, q->npairs);
+}
+
+static int update_lines(struct evr_ctx *ctx, const struct tpcw_req *q,
+                        int64_t sc_id, struct evr_buf *resp)
+{
+    int64_t ids[TPCW_CART_PAIRS_MAX];
+    int n = 0;
+    int rc = q->npairs > 0 ? line_ids(ctx, sc_id, ids, &n) : SQLITE_OK;
+    if (rc == SQLITE_OK && q->add) {
         bool exists = false;
         rc = item_exists(ctx, q->i_id, &exists);
         if (rc == SQLITE_OK && !exists) {
@@ -192,10 +236,8 @@ static int update_lines(struct evr_ctx *ctx, const struct tpcw_req *q,
         }
         rc = rc ? rc : line_op(ctx, S_LINE_ADD, sc_id, q->i_id, 1);
     }
-    for (int i = 0; rc == SQLITE_OK && i < q->npairs; i++) {
-        const struct tpcw_pair *p = &q->pairs[i];
-        rc = p->qty == 0 ? line_op(ctx, S_LINE_DELETE, sc_id, p->i_id, 0)
-                         : line_op(ctx, S_LINE_SET, sc_id, p->i_id, p->qty);
+    if (rc == SQLITE_OK && q->npairs > 0) {
+        rc = refresh_lines(ctx, q, sc_id, ids, n, resp);
     }
     return rc;
 }
@@ -207,7 +249,9 @@ int tpcw_shopping_cart(const struct tpcw_config *c, struct evr_ctx *ctx,
     tpcw_timestamp(tpcw_now(ctx), now);
     int64_t sc_id = 0;
     int rc = open_cart(ctx, q->sc_id, now, &sc_id);
-    rc = rc ? rc : update_lines(ctx, q, sc_id);
+    rc = rc ? rc : tpcw_out(resp, "shopping_cart cart=%lld\n",
+                            (long long)sc_id);
+    rc = rc ? rc : update_lines(ctx, q, sc_id, resp);
     rc = rc ? rc : refill(c, ctx, sc_id);
     sqlite3_stmt *touch = rc ? NULL : tpcw_stmt(ctx, S_CART_TIME, &rc);
     if (touch != NULL) {
@@ -219,8 +263,6 @@ int tpcw_shopping_cart(const struct tpcw_config *c, struct evr_ctx *ctx,
     int64_t addr_id = 0;
     struct totals t;
     rc = rc ? rc : customer_discount(ctx, q->c_id, &discount, &addr_id);
-    rc = rc ? rc : tpcw_out(resp, "shopping_cart cart=%lld\n",
-                            (long long)sc_id);
     rc = rc ? rc : cart_lines(ctx, (uint32_t)sc_id, discount, &t, resp);
     return rc ? rc : tpcw_promo(c, ctx, resp);
 }

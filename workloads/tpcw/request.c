@@ -31,7 +31,7 @@ static int encode_cart(const struct tpcw_req *q, struct evr_buf *out)
     rc = rc ? rc : evr_buf_put_u32(out, q->i_id);
     rc = rc ? rc : evr_buf_put_u8(out, q->npairs);
     for (int i = 0; rc == 0 && i < q->npairs; i++) {
-        rc = evr_buf_put_u32(out, q->pairs[i].i_id);
+        rc = evr_buf_put_u16(out, q->pairs[i].line);
         rc = rc ? rc : evr_buf_put_u16(out, q->pairs[i].qty);
     }
     return rc;
@@ -152,8 +152,10 @@ static void decode_body(struct evr_reader *r, struct tpcw_req *q)
         q->npairs = evr_get_u8(r);
         r->ok = r->ok && q->npairs <= TPCW_CART_PAIRS_MAX;
         for (int i = 0; r->ok && i < q->npairs; i++) {
-            q->pairs[i].i_id = evr_get_u32(r);
+            q->pairs[i].line = evr_get_u16(r);
             q->pairs[i].qty = evr_get_u16(r);
+            r->ok = r->ok && q->pairs[i].line >= 1 &&
+                    q->pairs[i].line <= TPCW_CART_PAIRS_MAX;
         }
         break;
     case TPCW_BUY_REQUEST: {

@@ -69,6 +69,9 @@ const char *const tpcw_sql[S_STMTS] = {
                       "WHERE scl_sc_id = ?1 AND scl_i_id = ?2",
     [S_LINE_COUNT] =
         "SELECT count(*) FROM shopping_cart_line WHERE scl_sc_id = ?1",
+    /* The cart page's lines, in page order (cart_lines lists them so). */
+    [S_LINE_IDS] = "SELECT scl_i_id FROM shopping_cart_line "
+                   "WHERE scl_sc_id = ?1 ORDER BY scl_i_id LIMIT ?2",
     [S_RELATED1] = "SELECT i_related1 FROM item WHERE i_id = ?1",
     [S_CART_LINES] =
         "SELECT scl_i_id, scl_qty, i_title, i_cost, i_srp, i_backing "

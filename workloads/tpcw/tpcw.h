@@ -131,7 +131,7 @@ enum tpcw_table {
  *   SEARCH_RESULTS                  u8 type (0 author, 1 title, 2 subject),
  *                                   str search string
  *   SHOPPING_CART                   u8 add (0/1), u32 i_id to add,
- *                                   u8 n, n x (u32 i_id, u16 qty)
+ *                                   u8 n, n x (u16 line, u16 qty)
  *   BUY_REQUEST                     u8 returning (1: uname, passwd follow;
  *                                   0: fname, lname, street1, street2, city,
  *                                   state, zip, country, phone, email,
@@ -146,6 +146,10 @@ enum tpcw_table {
  *   HOME, SEARCH_REQUEST, CUSTOMER_REGISTRATION, ORDER_INQUIRY: nothing
  *
  * A SHOPPING_CART with sc_id 0 creates a cart (its id: max(sc_id) + 1).
+ * Its pairs refresh the page the EB saw last: `line` is a 1-based position
+ * among the cart's lines in page order (scl_i_id ascending), as the Java
+ * kit's browser sends the quantities of the page's form in order. Positions
+ * are resolved before the add; a position past the last line is ignored.
  */
 #define TPCW_STR_MAX 512
 #define TPCW_CART_PAIRS_MAX 100
@@ -156,8 +160,8 @@ struct tpcw_str {
 };
 
 struct tpcw_pair {
-    uint32_t i_id;
-    uint16_t qty;
+    uint16_t line; /* 1..TPCW_CART_PAIRS_MAX */
+    uint16_t qty;  /* 0 removes the line */
 };
 
 struct tpcw_req {
