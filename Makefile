@@ -21,7 +21,10 @@ else
 endif
 
 CC ?= cc
-CFLAGS := -std=c11 -D_GNU_SOURCE -DSQLITE_ENABLE_PREUPDATE_HOOK -g $(OPT) -Wall -Wextra -Werror -Wshadow \
+# -ffp-contract=off: a fused multiply-add rounds once where a * b + c rounds
+# twice, so contraction would make floating-point results (cart totals, say)
+# depend on the compiler and the CPU (docs/DETERMINISM.md).
+CFLAGS := -std=c11 -ffp-contract=off -D_GNU_SOURCE -DSQLITE_ENABLE_PREUPDATE_HOOK -g $(OPT) -Wall -Wextra -Werror -Wshadow \
           -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter \
           -pthread -I. -MMD -MP
 LDFLAGS := -pthread $(if $(SAN),-fsanitize=$(SAN))

@@ -5,6 +5,7 @@
 
 #include "executor/executor.h"
 #include "tests/unit/helpers/th.h"
+#include "tests/unit/helpers/tpcw_audit.h"
 #include "workloads/tpcw/tpcw.h"
 
 #define NOW_US 1700000000000000LL /* 2023-11-14 22:13:20 UTC */
@@ -16,6 +17,7 @@ struct fixture {
     struct evr_app app;
     struct evr_cow *cow;
     struct evr_executor *ex;
+    struct tpcw_audit *audit; /* every request's set against its SQL */
     uint64_t op;
     char *page; /* last response, NUL-terminated */
     int status;
@@ -69,6 +71,7 @@ static int setup(void **state)
     th_must(tpcw_create_indexes(db, &err), &err);
     th_exec(db, "PRAGMA journal_mode = WAL");
     sqlite3_close(db);
+    f->audit = tpcw_audit_new(f->path);
     *state = f;
     return 0;
 }
@@ -80,6 +83,7 @@ static void open_store(struct fixture *f)
     struct evr_err err = {0};
     th_must(evr_cow_open(&o, &f->cow, &err), &err);
     th_must(evr_executor_new(f->cow, &f->app, 16, &f->ex, &err), &err);
+    tpcw_audit_attach(f->audit, evr_cow_conn_db(evr_cow_seq(f->cow)));
 }
 
 static int teardown(void **state)
@@ -87,6 +91,7 @@ static int teardown(void **state)
     struct fixture *f = *state;
     evr_executor_free(f->ex);
     evr_cow_close(f->cow);
+    tpcw_audit_free(f->audit);
     evr_app_close(&f->app);
     free(f->page);
     free(f->path);
@@ -112,9 +117,11 @@ static void run(struct fixture *f, const struct tpcw_req *q)
                               .seed = f->op, .n = 1, .req = &r, .csets = &cs};
     struct evr_batch_result res;
     struct evr_err err = {0};
+    tpcw_audit_begin(f->audit);
     th_must(evr_execute_batch(f->ex, &batch, EVR_EXEC_SEQUENTIAL, NULL, &res,
                               &err),
             &err);
+    tpcw_audit_check(f->audit, &cs, tpcw_interaction_names[q->kind]);
     th_must(evr_cow_commit(f->cow, f->op, &err), &err);
     const struct evr_response *resp = evr_executor_responses(f->ex);
     free(f->page);

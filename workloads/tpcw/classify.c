@@ -144,6 +144,7 @@ void tpcw_classify(const struct tpcw_req *q, struct evr_cset *cs)
         break;
     case TPCW_ADMIN_CONFIRM:
         WK(ITEM, q->i_id);
+        RK(ITEM_STOCK, q->i_id); /* the product page it ends with */
         R(AUTHOR);
         R(ORDERS); /* related items from recent orders */
         R(ORDER_LINE);

@@ -172,11 +172,11 @@ int tpcw_search_results(const struct tpcw_config *c, struct evr_ctx *ctx,
         return rc;
     }
     if (q->search_type == 0) {
-        search_author(st, q->search);
+        rc = search_author(st, q->search);
     } else {
-        tpcw_bind_str(st, 1, q->search);
+        rc = tpcw_bind_str(st, 1, q->search);
     }
-    rc = tpcw_out(resp, "search_results %s=%.*s\n", names[q->search_type],
+    rc = rc ? rc : tpcw_out(resp, "search_results %s=%.*s\n", names[q->search_type],
                   (int)q->search.n, q->search.p);
     rc = rc ? rc : list_items(st, resp);
     return rc ? rc : tpcw_promo(c, ctx, resp);

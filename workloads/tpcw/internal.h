@@ -56,11 +56,14 @@ enum tpcw_stmt {
 
 extern const char *const tpcw_sql[S_STMTS];
 
-/* The statement of a slot, reset and unbound; NULL (with rc) on error. */
+/* The statement of a slot with its bindings cleared; NULL (with rc) on
+ * error. Every user resets it before returning (a statement left stepping
+ * would pin its snapshot), so it is also reset. */
 sqlite3_stmt *tpcw_stmt(struct evr_ctx *ctx, enum tpcw_stmt s, int *rc);
 
-/* Binds a request string (not NUL-terminated) as text. */
-void tpcw_bind_str(sqlite3_stmt *st, int i, struct tpcw_str s);
+/* Binds a request string (not NUL-terminated) as text, without copying:
+ * the request must outlive the statement's use. */
+int tpcw_bind_str(sqlite3_stmt *st, int i, struct tpcw_str s);
 
 /* Steps a statement that returns no rows, then resets it. */
 int tpcw_exec(sqlite3_stmt *st);

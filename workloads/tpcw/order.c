@@ -662,6 +662,8 @@ static int show_last_order(struct evr_ctx *ctx, int64_t c_id,
         rc = rc ? rc : evr_buf_put_u8(resp, '|');
         rc = rc ? rc : tpcw_out_col(resp, cc, 1);
         rc = rc ? rc : evr_buf_put_u8(resp, '\n');
+    } else if (step != SQLITE_DONE) {
+        rc = step; /* an error, not a missing payment */
     }
     sqlite3_reset(cc);
     rc = rc ? rc : show_address(ctx, "bill_to", bill, NULL, resp);
@@ -702,6 +704,8 @@ int tpcw_order_display(struct evr_ctx *ctx, const struct tpcw_req *q,
             rc = rc ? rc : tpcw_out_col(resp, who, i);
         }
         rc = rc ? rc : evr_buf_put_u8(resp, '\n');
+    } else if (step != SQLITE_DONE) {
+        rc = step;
     }
     sqlite3_reset(who);
     return rc ? rc : show_last_order(ctx, cu.c_id, resp);

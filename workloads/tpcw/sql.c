@@ -157,13 +157,17 @@ sqlite3_stmt *tpcw_stmt(struct evr_ctx *ctx, enum tpcw_stmt s, int *rc)
     sqlite3_stmt *st = evr_ctx_stmt(ctx, (unsigned)s, tpcw_sql[s]);
     if (st == NULL) {
         *rc = SQLITE_ERROR;
+        return NULL;
     }
+    /* Bindings outlive the request otherwise: SQLITE_STATIC ones point
+     * into its bytes and its stack. */
+    sqlite3_clear_bindings(st);
     return st;
 }
 
-void tpcw_bind_str(sqlite3_stmt *st, int i, struct tpcw_str s)
+int tpcw_bind_str(sqlite3_stmt *st, int i, struct tpcw_str s)
 {
-    sqlite3_bind_text(st, i, s.n ? s.p : "", s.n, SQLITE_STATIC);
+    return sqlite3_bind_text(st, i, s.n ? s.p : "", s.n, SQLITE_STATIC);
 }
 
 int tpcw_exec(sqlite3_stmt *st)

@@ -101,8 +101,9 @@ extern const char *const tpcw_mix_names[TPCW_MIXES]; /* "browsing", ... */
 
 /* Conflict-set resource ids: the tables, except that item's i_stock column
  * is a resource of its own (TPCW_T_ITEM_STOCK, keyed by i_id) and
- * TPCW_T_ITEM covers item's other columns. Only Product Detail and Admin
- * Request read i_stock and only Buy Confirm writes it, so the stock updates
+ * TPCW_T_ITEM covers item's other columns. Only the product page (Product
+ * Detail, Admin Request, and Admin Confirm, which ends with it) reads
+ * i_stock and only Buy Confirm writes it, so the stock updates
  * of a purchase need not order every page that lists items. */
 enum tpcw_table {
     TPCW_T_COUNTRY,
