@@ -12,13 +12,17 @@
  * kind() name; kinds are told apart by the name's address, which the
  * application returns from a static table). A kind never seen counts as 0,
  * so it runs after the known ones. The averages are local to this replica
- * and never reach a digest.
+ * and never reach a digest. A batch's kinds are looked up once
+ * (evr__cost_kinds, before it runs) for both the claim order and learning.
  *
  * Invariant: cost.n <= EVR_COST_KINDS_MAX; kinds beyond it count as 0.
  */
 #include <stdlib.h>
 
 #include "executor/internal.h"
+
+#define NO_SLOT 0xff
+_Static_assert(EVR_COST_KINDS_MAX < NO_SLOT, "slots fit a byte");
 
 static int kind_slot(struct evr__cost *c, const char *kind, bool add)
 {
@@ -35,22 +39,26 @@ static int kind_slot(struct evr__cost *c, const char *kind, bool add)
     return (int)c->n++;
 }
 
-static const char *kind_of(const struct evr_executor *ex,
-                           const struct evr_batch *b, uint32_t idx)
+void evr__cost_kinds(struct evr_executor *ex, const struct evr_batch *b)
 {
-    const struct evr_request *r = &b->req[idx];
-    return ex->app->ops->kind(ex->app->impl, r->data, r->len);
+    struct evr__cost *c = &ex->cost;
+    for (uint32_t i = 0; i < b->n; i++) {
+        const struct evr_request *r = &b->req[i];
+        int s = ex->app->ops->kind == NULL
+                    ? -1
+                    : kind_slot(c, ex->app->ops->kind(ex->app->impl, r->data,
+                                                      r->len),
+                                true);
+        c->slot[i] = s < 0 ? NO_SLOT : (uint8_t)s;
+    }
 }
 
 void evr__cost_learn(struct evr_executor *ex, const struct evr_batch *b)
 {
-    if (ex->app->ops->kind == NULL) {
-        return;
-    }
     struct evr__cost *c = &ex->cost;
     for (uint32_t i = 0; i < b->n; i++) {
-        int s = kind_slot(c, kind_of(ex, b, i), true);
-        if (s < 0) {
+        uint8_t s = c->slot[i];
+        if (s == NO_SLOT) {
             continue;
         }
         uint64_t ns = ex->resp[i].exec_ns;
@@ -74,16 +82,16 @@ static int by_cost_desc(const void *pa, const void *pb)
     return a->pos < b->pos ? -1 : a->pos > b->pos;
 }
 
-void evr__cost_order(struct evr_executor *ex, const struct evr_batch *b,
-                     uint32_t *items, uint32_t n)
+void evr__cost_order(struct evr_executor *ex, uint32_t *items, uint32_t n)
 {
     if (ex->app->ops->kind == NULL || n < 2) {
         return;
     }
     struct keyed *k = ex->cost.scratch;
     for (uint32_t i = 0; i < n; i++) {
-        int s = kind_slot(&ex->cost, kind_of(ex, b, items[i]), false);
-        k[i] = (struct keyed){s < 0 ? 0 : ex->cost.mean_ns[s], i, items[i]};
+        uint8_t s = ex->cost.slot[items[i]];
+        k[i] = (struct keyed){s == NO_SLOT ? 0 : ex->cost.mean_ns[s], i,
+                              items[i]};
     }
     qsort(k, n, sizeof *k, by_cost_desc);
     for (uint32_t i = 0; i < n; i++) {

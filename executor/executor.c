@@ -200,7 +200,7 @@ static void run_subbatch(struct evr_executor *ex, const struct evr_batch *b,
         }
         return;
     }
-    evr__cost_order(ex, b, ex->readers, nr);
+    evr__cost_order(ex, ex->readers, nr);
     run_shared(ex, b, ex->writers, nw, ex->readers, nr);
 }
 
@@ -214,8 +214,9 @@ static int alloc_executor(struct evr_executor *ex, struct evr_err *err)
     ex->readers = calloc(ex->n_max, sizeof *ex->readers);
     ex->hasher = evr_hasher_new(0);
     ex->cost.scratch = malloc(evr__cost_scratch_size(ex->n_max));
+    ex->cost.slot = malloc(ex->n_max);
     if (!ex->workers || !ex->resp || !ex->writers || !ex->readers ||
-        !ex->hasher || !ex->cost.scratch) {
+        !ex->hasher || !ex->cost.scratch || !ex->cost.slot) {
         return evr_err_set(err, EVR_ENOMEM, "out of memory");
     }
     for (uint32_t i = 0; i < ex->n_max; i++) {
@@ -307,6 +308,7 @@ void evr_executor_free(struct evr_executor *ex)
     free(ex->writers);
     free(ex->readers);
     free(ex->cost.scratch);
+    free(ex->cost.slot);
     free(ex->workers);
     pthread_cond_destroy(&ex->work_cv);
     pthread_cond_destroy(&ex->done_cv);
@@ -382,6 +384,7 @@ int evr_executor_run_parallel(struct evr_executor *ex,
         return evr_err_set(err, EVR_EINVAL,
                            "plan for %u requests, batch of %u", plan->n, b->n);
     }
+    evr__cost_kinds(ex, b);
     for (uint32_t s = 0; s < plan->nsub; s++) {
         uint32_t from = plan->sub_start[s];
         run_subbatch(ex, b, plan->order + from, plan->sub_start[s + 1] - from);
@@ -406,6 +409,7 @@ int evr_executor_run_sequential(struct evr_executor *ex,
     if (rc != 0) {
         return rc;
     }
+    evr__cost_kinds(ex, b);
     struct worker *w0 = &ex->workers[0];
     for (uint32_t i = 0; i < b->n; i++) {
         evr__run_request(ex, b, order ? order[i] : i, w0);

@@ -42,6 +42,7 @@ struct evr__cost {
     uint64_t mean_ns[EVR_COST_KINDS_MAX];
     uint32_t n;
     void *scratch; /* evr__cost_scratch_size(n_max) bytes */
+    uint8_t *slot; /* n_max: kind slot of each request of the batch */
 };
 
 struct evr_executor {
@@ -73,11 +74,13 @@ struct evr_executor {
     _Atomic uint32_t active;    /* workers that may hold a transaction */
 };
 
+/* Looks up the kind of each of batch b's requests (once per batch). */
+void evr__cost_kinds(struct evr_executor *ex, const struct evr_batch *b);
 /* Folds the measured times of batch b's requests into the averages. */
 void evr__cost_learn(struct evr_executor *ex, const struct evr_batch *b);
-/* Reorders items[0..n-1] longest expected first (ties: as given). */
-void evr__cost_order(struct evr_executor *ex, const struct evr_batch *b,
-                     uint32_t *items, uint32_t n);
+/* Reorders items[0..n-1] (requests of the batch evr__cost_kinds saw last)
+ * longest expected first (ties: as given). */
+void evr__cost_order(struct evr_executor *ex, uint32_t *items, uint32_t n);
 size_t evr__cost_scratch_size(uint32_t n_max);
 
 bool evr__hinted_writer(const struct evr_batch *b, uint32_t idx);

@@ -4,19 +4,8 @@
 
 #include "cow_state/cow_state.h"
 #include "tests/unit/helpers/randdb.h"
+#include "tests/unit/helpers/replica.h"
 #include "tests/unit/helpers/th.h"
-
-static struct evr_cow *open_cow(const char *path, int workers)
-{
-    struct evr_cow_opts o;
-    evr_cow_opts_default(&o, path, workers);
-    struct evr_cow *cow = NULL;
-    struct evr_err err = {0};
-    if (evr_cow_open(&o, &cow, &err) != 0) {
-        fail_msg("evr_cow_open: %s", err.msg);
-    }
-    return cow;
-}
 
 static evr_h128 full_digest(struct evr_cow *cow)
 {
@@ -64,8 +53,8 @@ static void test_order_independent(void **state)
     };
     /* Commutative requests, in opposite orders and batch splits. */
     const char *const rev[] = {sqls[4], sqls[3], sqls[2], sqls[1], sqls[0]};
-    struct evr_cow *one = open_cow(p1, 0);
-    struct evr_cow *two = open_cow(p2, 0);
+    struct evr_cow *one = th_cow_open(p1, 0, 0);
+    struct evr_cow *two = th_cow_open(p2, 0, 0);
     assert_true(evr_h128_eq(evr_cow_digest(one), evr_cow_digest(two)));
     run_batch(one, 1, sqls, 5);
     run_batch(two, 1, rev, 2);
@@ -91,7 +80,7 @@ static void test_incremental_equals_full(void **state)
     char *path = th_path(dir, "r.db");
     uint64_t seed = th_seed(1);
     randdb_create(path, 200, seed);
-    struct evr_cow *cow = open_cow(path, 0);
+    struct evr_cow *cow = th_cow_open(path, 0, 0);
     struct evr_rng rng;
     evr_rng_seed(&rng, seed + 1);
     for (uint64_t op = 1; op <= 300; op++) {
@@ -220,7 +209,7 @@ static void test_unchanged_rows_not_changed(void **state)
     char *path = th_path(dir, "u.db");
     th_make_db(path, "CREATE TABLE t(k INTEGER PRIMARY KEY, v INT);"
                      "INSERT INTO t VALUES(1, 1), (2, 2);");
-    struct evr_cow *cow = open_cow(path, 0);
+    struct evr_cow *cow = th_cow_open(path, 0, 0);
     struct evr_err err = {0};
     evr_h128 root0 = evr_cow_digest(cow);
     evr_h128 r = run_batch(cow, 1, (const char *const[]){"UPDATE t SET v = v"},

@@ -7,6 +7,7 @@
 
 #include "cow_state/cow_state.h"
 #include "tests/unit/helpers/randdb.h"
+#include "tests/unit/helpers/replica.h"
 #include "tests/unit/helpers/th.h"
 
 /* Dumps through a connection of its own: the cow's connections refuse
@@ -20,19 +21,6 @@ struct fixture {
     struct evr_rng rng;
 };
 
-static struct evr_cow *open_with(const char *path, size_t batch_bytes_max)
-{
-    struct evr_cow_opts o;
-    evr_cow_opts_default(&o, path, 2);
-    o.batch_bytes_max = batch_bytes_max;
-    struct evr_cow *cow = NULL;
-    struct evr_err err = {0};
-    if (evr_cow_open(&o, &cow, &err) != 0) {
-        fail_msg("evr_cow_open: %s", err.msg);
-    }
-    return cow;
-}
-
 static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof *f);
@@ -40,7 +28,7 @@ static int setup(void **state)
     f->path = th_path(f->dir, "state.db");
     uint64_t seed = th_seed(11);
     randdb_create(f->path, 300, seed);
-    f->cow = open_with(f->path, 256u << 20);
+    f->cow = th_cow_open(f->path, 2, 256u << 20);
     g_path = f->path;
     evr_rng_seed(&f->rng, seed + 1);
     *state = f;
@@ -77,6 +65,33 @@ static void assert_same_state(struct evr_cow *cow, const char *want_dump,
     assert_true(evr_h128_eq(full, want_root));
 }
 
+/* Ends batch op on a single-batch cow, checks the incremental root against
+ * a full scan, rolls the batch back and checks the digest is root0 again.
+ * Returns the batch's root. */
+static evr_h128 end_and_roll_back(struct evr_cow *cow, uint64_t op,
+                                  evr_h128 root0)
+{
+    struct evr_err err = {0};
+    evr_h128 root, full;
+    th_must(evr_cow_batch_end(cow, &root, &err), &err);
+    th_must(evr_cow_digest_full(cow, &full, &err), &err);
+    assert_true(evr_h128_eq(root, full));
+    th_must(evr_cow_rollback(cow, op, &err), &err);
+    assert_true(evr_h128_eq(evr_cow_digest(cow), root0));
+    return root;
+}
+
+/* Closes cow and fails unless the file's content is `before` again;
+ * returns the content (caller frees). */
+static char *close_and_compare(struct evr_cow *cow, const char *path,
+                               const char *before)
+{
+    evr_cow_close(cow);
+    char *after = th_dump_file(path);
+    assert_string_equal(before, after);
+    return after;
+}
+
 static void test_rollback_exact(void **state)
 {
     struct fixture *f = *state;
@@ -106,7 +121,7 @@ static void test_rollback_after_failed_statements(void **state)
     assert_int_equal(evr_cow_batch_begin(f->cow, 1, &err), EVR_ESTATE);
     assert_non_null(strstr(err.msg, "'b'"));
     evr_cow_close(f->cow);
-    f->cow = open_with(f->path, 256u << 20);
+    f->cow = th_cow_open(f->path, 2, 256u << 20);
 
     char *before = dump(f->cow);
     evr_h128 root0 = evr_cow_digest(f->cow);
@@ -193,7 +208,7 @@ static void test_capture_limit(void **state)
     th_must(evr_cow_batch_end(f->cow, NULL, &err), &err);
     th_must(evr_cow_commit(f->cow, 1, &err), &err);
     evr_cow_close(f->cow);
-    f->cow = open_with(f->path, 64 * 1024);
+    f->cow = th_cow_open(f->path, 2, 64 * 1024);
 
     char *before = dump(f->cow);
     evr_h128 root0 = evr_cow_digest(f->cow);
@@ -267,22 +282,16 @@ static void test_altered_table(void **state)
                      "ALTER TABLE t ADD COLUMN c INT DEFAULT 5;"
                      "ALTER TABLE t ADD COLUMN d TEXT DEFAULT 'x';");
     char *before = th_dump_file(path);
-    struct evr_cow *cow = open_with(path, 1u << 20);
+    struct evr_cow *cow = th_cow_open(path, 2, 1u << 20);
     struct evr_err err = {0};
     evr_h128 root0 = evr_cow_digest(cow);
     th_must(evr_cow_batch_begin(cow, 1, &err), &err);
     th_exec(evr_cow_conn_db(evr_cow_seq(cow)),
             "BEGIN; UPDATE t SET v = 10 WHERE k = 1; DELETE FROM t WHERE k = 2;"
             "COMMIT");
-    evr_h128 root1, full;
-    th_must(evr_cow_batch_end(cow, &root1, &err), &err);
-    th_must(evr_cow_digest_full(cow, &full, &err), &err);
-    assert_true(evr_h128_eq(root1, full));
-    th_must(evr_cow_rollback(cow, 1, &err), &err);
-    assert_true(evr_h128_eq(evr_cow_digest(cow), root0));
-    evr_cow_close(cow);
-    char *after = th_dump_file(path);
-    assert_string_equal(before, after); /* 1|1|5|'x', 2|2|5|'x' */
+    end_and_roll_back(cow, 1, root0);
+    /* 1,1,5,'x' and 2,2,5,'x' again */
+    char *after = close_and_compare(cow, path, before);
     assert_non_null(strstr(after, "1,1,5,'x'"));
     free(before);
     free(after);
@@ -306,7 +315,7 @@ static void test_triggers(void **state)
                "  INSERT INTO log(k, what) VALUES(old.k, 'del'); END;"
                "INSERT INTO t VALUES(1, 1), (2, 2);");
     char *before = th_dump_file(path);
-    struct evr_cow *cow = open_with(path, 1u << 20);
+    struct evr_cow *cow = th_cow_open(path, 2, 1u << 20);
     struct evr_err err = {0};
     evr_h128 root0 = evr_cow_digest(cow);
     for (uint64_t op = 1; op <= 3; op++) {
@@ -314,12 +323,7 @@ static void test_triggers(void **state)
         th_exec(evr_cow_conn_db(evr_cow_seq(cow)),
                 "BEGIN; INSERT INTO t VALUES(3, 3); DELETE FROM t WHERE k = 1;"
                 "UPDATE t SET v = 20 WHERE k = 2; COMMIT");
-        evr_h128 root, full;
-        th_must(evr_cow_batch_end(cow, &root, &err), &err);
-        th_must(evr_cow_digest_full(cow, &full, &err), &err);
-        assert_true(evr_h128_eq(root, full));
-        th_must(evr_cow_rollback(cow, op, &err), &err);
-        assert_true(evr_h128_eq(evr_cow_digest(cow), root0));
+        end_and_roll_back(cow, op, root0);
         char *after = th_dump_file(path);
         assert_string_equal(before, after); /* log unchanged too */
         free(after);
@@ -351,7 +355,7 @@ static void test_refresh_failure(void **state)
     th_make_db(path, "CREATE TABLE t(k INTEGER PRIMARY KEY, v INT);"
                      "INSERT INTO t VALUES(1, 1);");
     char *before = th_dump_file(path);
-    struct evr_cow *cow = open_with(path, 1u << 20);
+    struct evr_cow *cow = th_cow_open(path, 2, 1u << 20);
     struct evr_err err = {0};
     evr_h128 root0 = evr_cow_digest(cow);
     sqlite3 *db = evr_cow_conn_db(evr_cow_seq(cow));
@@ -362,15 +366,8 @@ static void test_refresh_failure(void **state)
     sqlite3_set_authorizer(db, deny_reads, NULL);
     assert_int_not_equal(evr_cow_batch_refresh(cow, &err), 0);
     sqlite3_set_authorizer(db, NULL, NULL);
-    evr_h128 root1, full;
-    th_must(evr_cow_batch_end(cow, &root1, &err), &err);
-    th_must(evr_cow_digest_full(cow, &full, &err), &err);
-    assert_true(evr_h128_eq(root1, full));
-    th_must(evr_cow_rollback(cow, 1, &err), &err);
-    assert_true(evr_h128_eq(evr_cow_digest(cow), root0));
-    evr_cow_close(cow);
-    char *after = th_dump_file(path);
-    assert_string_equal(before, after);
+    end_and_roll_back(cow, 1, root0);
+    char *after = close_and_compare(cow, path, before);
     free(before);
     free(after);
     free(path);
@@ -388,23 +385,16 @@ static void test_numeric_key_in_blob_column(void **state)
     th_make_db(path, "CREATE TABLE t(k PRIMARY KEY NOT NULL, v);"
                      "INSERT INTO t VALUES(1, 'a'), (2.5, 'b'), ('x', 'c');");
     char *before = th_dump_file(path);
-    struct evr_cow *cow = open_with(path, 1u << 20);
+    struct evr_cow *cow = th_cow_open(path, 2, 1u << 20);
     struct evr_err err = {0};
     evr_h128 root0 = evr_cow_digest(cow);
     th_must(evr_cow_batch_begin(cow, 1, &err), &err);
     th_exec(evr_cow_conn_db(evr_cow_seq(cow)),
             "BEGIN; UPDATE t SET k = 1.0 WHERE k = 1;"
             "UPDATE t SET v = 'z' WHERE k = 2.5; COMMIT");
-    evr_h128 root1, full;
-    th_must(evr_cow_batch_end(cow, &root1, &err), &err);
-    th_must(evr_cow_digest_full(cow, &full, &err), &err);
-    assert_true(evr_h128_eq(root1, full));
+    evr_h128 root1 = end_and_roll_back(cow, 1, root0);
     assert_false(evr_h128_eq(root1, root0)); /* 1.0 is not 1 */
-    th_must(evr_cow_rollback(cow, 1, &err), &err);
-    assert_true(evr_h128_eq(evr_cow_digest(cow), root0));
-    evr_cow_close(cow);
-    char *after = th_dump_file(path);
-    assert_string_equal(before, after);
+    char *after = close_and_compare(cow, path, before);
     free(before);
     free(after);
     free(path);
@@ -421,7 +411,7 @@ static void test_refresh_budget(void **state)
     th_make_db(path, "CREATE TABLE t(k INTEGER PRIMARY KEY, v BLOB);"
                      "INSERT INTO t VALUES(1, zeroblob(100000)),"
                      "(2, zeroblob(150000));");
-    struct evr_cow *cow = open_with(path, 1u << 20);
+    struct evr_cow *cow = th_cow_open(path, 2, 1u << 20);
     struct evr_err err = {0};
     sqlite3 *db = evr_cow_conn_db(evr_cow_seq(cow));
     struct evr_cow_conn *c = evr_cow_seq(cow);
@@ -456,7 +446,7 @@ static void test_failed_end_and_ops(void **state)
     char *path = th_path(dir, "e.db");
     th_make_db(path, "CREATE TABLE t(k INTEGER PRIMARY KEY, v INT);"
                      "INSERT INTO t VALUES(1, 1);");
-    struct evr_cow *cow = open_with(path, 1u << 20);
+    struct evr_cow *cow = th_cow_open(path, 2, 1u << 20);
     struct evr_err err = {0};
     sqlite3 *db = evr_cow_conn_db(evr_cow_seq(cow));
     th_must(evr_cow_batch_begin(cow, 5, &err), &err);

@@ -6,6 +6,7 @@
 
 #include "cow_state/cow_state.h"
 #include "tests/unit/helpers/randdb.h"
+#include "tests/unit/helpers/replica.h"
 #include "tests/unit/helpers/th.h"
 
 struct fixture {
@@ -14,18 +15,6 @@ struct fixture {
     struct evr_cow *a, *b;
     struct evr_rng rng;
 };
-
-static struct evr_cow *open_cow(const char *path)
-{
-    struct evr_cow_opts o;
-    evr_cow_opts_default(&o, path, 1);
-    struct evr_cow *cow = NULL;
-    struct evr_err err = {0};
-    if (evr_cow_open(&o, &cow, &err) != 0) {
-        fail_msg("evr_cow_open: %s", err.msg);
-    }
-    return cow;
-}
 
 /* Two replicas with the same start state. */
 static int setup(void **state)
@@ -37,8 +26,8 @@ static int setup(void **state)
     uint64_t seed = th_seed(21);
     randdb_create(f->pa, 300, seed);
     th_copy_file(f->pa, f->pb);
-    f->a = open_cow(f->pa);
-    f->b = open_cow(f->pb);
+    f->a = th_cow_open(f->pa, 1, 0);
+    f->b = th_cow_open(f->pb, 1, 0);
     evr_rng_seed(&f->rng, seed + 1);
     *state = f;
     return 0;
@@ -309,8 +298,8 @@ static void test_delta_long_table_name(void **state)
                                 name);
     th_make_db(pa, sql);
     th_copy_file(pa, pb);
-    struct evr_cow *a = open_cow(pa);
-    struct evr_cow *b = open_cow(pb);
+    struct evr_cow *a = th_cow_open(pa, 1, 0);
+    struct evr_cow *b = th_cow_open(pb, 1, 0);
     struct evr_err err = {0};
     th_must(evr_cow_batch_begin(a, 1, &err), &err);
     char *ins = sqlite3_mprintf("BEGIN; INSERT INTO \"%w\" VALUES(1, 'x'); "
@@ -423,13 +412,9 @@ static void test_delta_apply_over_capture_limit(void **state)
                    "FROM n WHERE i < 20) INSERT INTO t SELECT i, "
                    "zeroblob(1000) FROM n;");
     th_copy_file(pa, pb);
-    struct evr_cow *a = open_cow(pa);
-    struct evr_cow_opts o;
-    evr_cow_opts_default(&o, pb, 1);
-    o.batch_bytes_max = 8192;
-    struct evr_cow *b = NULL;
+    struct evr_cow *a = th_cow_open(pa, 1, 0);
+    struct evr_cow *b = th_cow_open(pb, 1, 8192);
     struct evr_err err = {0};
-    th_must(evr_cow_open(&o, &b, &err), &err);
     th_must(evr_cow_batch_begin(a, 1, &err), &err);
     th_exec(evr_cow_conn_db(evr_cow_seq(a)), "BEGIN; DELETE FROM t; COMMIT");
     th_must(evr_cow_batch_end(a, NULL, &err), &err);

@@ -426,10 +426,12 @@ static void test_claim_order(void **state)
     r.ex->resp[0].exec_ns = 5000;
     r.ex->resp[1].exec_ns = 50000;
     r.ex->resp[2].exec_ns = 5000;
+    evr__cost_kinds(r.ex, &learn);
     evr__cost_learn(r.ex, &learn);
     struct evr_batch b = {.op = 2, .n = N, .req = reqs};
     uint32_t items[N] = {5, 4, 3, 2, 1, 0};
-    evr__cost_order(r.ex, &b, items, N);
+    evr__cost_kinds(r.ex, &b);
+    evr__cost_order(r.ex, items, N);
     const uint32_t want[N] = {4, 1, 5, 2, 0, 3};
     assert_memory_equal(items, want, sizeof want);
     evr_buf_free(&bytes);

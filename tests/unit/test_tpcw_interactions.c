@@ -4,6 +4,7 @@
 #include "tests/unit/helpers/cm.h"
 
 #include "executor/executor.h"
+#include "tests/unit/helpers/replica.h"
 #include "tests/unit/helpers/th.h"
 #include "tests/unit/helpers/tpcw_audit.h"
 #include "workloads/tpcw/tpcw.h"
@@ -78,10 +79,8 @@ static int setup(void **state)
 
 static void open_store(struct fixture *f)
 {
-    struct evr_cow_opts o;
-    evr_cow_opts_default(&o, f->path, 0);
+    f->cow = th_cow_open(f->path, 0, 0);
     struct evr_err err = {0};
-    th_must(evr_cow_open(&o, &f->cow, &err), &err);
     th_must(evr_executor_new(f->cow, &f->app, 16, &f->ex, &err), &err);
     tpcw_audit_attach(f->audit, evr_cow_conn_db(evr_cow_seq(f->cow)));
 }

@@ -9,6 +9,7 @@
 
 #include "executor/executor.h"
 #include "mixer/mixer.h"
+#include "tests/unit/helpers/replica.h"
 #include "tests/unit/helpers/th.h"
 
 /* Requests: u8 op, u32 key, u32 value size. op 1 writes the row and then
@@ -93,9 +94,7 @@ static int setup(void **state)
     f->app = (struct evr_app){&t_ops, NULL};
     struct evr_err err = {0};
     th_must(evr_app_populate_file(&f->app, f->path, &err), &err);
-    struct evr_cow_opts o;
-    evr_cow_opts_default(&o, f->path, 2);
-    th_must(evr_cow_open(&o, &f->cow, &err), &err);
+    f->cow = th_cow_open(f->path, 2, 0);
     th_must(evr_executor_new(f->cow, &f->app, 64, &f->ex, &err), &err);
     th_must(evr_mixer_new(64, &f->mixer, &err), &err);
     *state = f;

@@ -3,17 +3,26 @@
 
 #include "tests/unit/helpers/th.h"
 
+struct evr_cow *th_cow_open(const char *path, int workers,
+                            size_t batch_bytes_max)
+{
+    struct evr_cow_opts o;
+    evr_cow_opts_default(&o, path, workers);
+    if (batch_bytes_max != 0) {
+        o.batch_bytes_max = batch_bytes_max;
+    }
+    struct evr_cow *cow = NULL;
+    struct evr_err err = {0};
+    th_must(evr_cow_open(&o, &cow, &err), &err);
+    return cow;
+}
+
 void th_replica_open(struct th_replica *r, const char *path,
                      const struct evr_app *app, int threads,
                      size_t batch_bytes_max)
 {
-    struct evr_cow_opts o;
-    evr_cow_opts_default(&o, path, threads - 1); /* + the caller's */
-    if (batch_bytes_max != 0) {
-        o.batch_bytes_max = batch_bytes_max;
-    }
+    r->cow = th_cow_open(path, threads - 1, batch_bytes_max); /* + caller */
     struct evr_err err = {0};
-    th_must(evr_cow_open(&o, &r->cow, &err), &err);
     th_must(evr_executor_new(r->cow, app, 1024, &r->ex, &err), &err);
 }
 

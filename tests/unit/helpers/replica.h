@@ -15,6 +15,11 @@ struct th_replica {
     struct evr_executor *ex;
 };
 
+/* Opens the cow_state of path with `workers` worker connections; fails
+ * the test on error. batch_bytes_max 0 keeps cow_state's default. */
+struct evr_cow *th_cow_open(const char *path, int workers,
+                            size_t batch_bytes_max);
+
 /* Opens path (populated already); fails the test on error. batch_bytes_max
  * 0 keeps cow_state's default. app must outlive the replica. */
 void th_replica_open(struct th_replica *r, const char *path,
