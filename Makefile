@@ -37,7 +37,8 @@ $(O)/config.mk: scripts/deps.sh
 	@mkdir -p $(@D)
 	@scripts/deps.sh > $@.tmp && mv $@.tmp $@
 
-MODULES := common cow_state mixer executor verifier workloads workloads/kv \
+MODULES := common cow_state mixer executor verifier replication workloads \
+           workloads/kv \
            workloads/tpcw
 LIB_SRCS := $(foreach m,$(MODULES),$(wildcard $(m)/*.c))
 LIB_OBJS := $(LIB_SRCS:%.c=$(O)/obj/%.o)
@@ -45,10 +46,13 @@ CLI_OBJS := $(patsubst %.c,$(O)/obj/%.o,$(wildcard cli/*.c))
 HELPER_OBJS := $(patsubst %.c,$(O)/obj/%.o,$(wildcard tests/unit/helpers/*.c))
 TEST_BINS := $(patsubst tests/unit/%.c,$(O)/tests/%,\
                $(wildcard tests/unit/test_*.c))
+SIM_OBJS := $(patsubst %.c,$(O)/obj/%.o,$(wildcard tests/sim/*.c))
+SEEDS ?= 100
+SEED_START ?= 1
 
-.PHONY: all test bench clean
+.PHONY: all test bench sim clean
 .SECONDARY:
-all: $(O)/evr $(TEST_BINS)
+all: $(O)/evr $(O)/evr-sim $(TEST_BINS)
 
 $(O)/obj/%.o: %.c | $(O)/config.mk
 	@mkdir -p $(@D)
@@ -68,6 +72,14 @@ $(O)/tests/test_%: $(O)/obj/tests/unit/test_%.o $(HELPER_OBJS) $(O)/libevr.a
 	@mkdir -p $(@D)
 	@echo "  LD $@"
 	@$(CC) $(LDFLAGS) -o $@ $^ $(DEPS_LIBS) $(CMOCKA_LIBS) -lm
+
+$(O)/evr-sim: $(SIM_OBJS) $(O)/libevr.a
+	@echo "  LD $@"
+	@$(CC) $(LDFLAGS) -o $@ $^ $(DEPS_LIBS) -lm
+
+# make sim SEEDS=N SEED_START=S: seeds S..S+N-1; SEED=S replays one.
+sim: $(O)/evr-sim
+	@$(O)/evr-sim --seeds $(SEEDS) --start $(SEED_START)
 
 test: all
 	@scripts/run-tests.sh $(O)

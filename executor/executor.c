@@ -333,12 +333,9 @@ static void digest_responses(struct evr_executor *ex, uint32_t n)
 {
     evr_hasher_reset(ex->hasher, 0);
     for (uint32_t i = 0; i < n; i++) {
-        uint8_t head[8];
-        evr_store_u32(head, (uint32_t)ex->resp[i].status);
-        evr_store_u32(head + 4, (uint32_t)ex->resp[i].body.len);
-        evr_hasher_update(ex->hasher, head, sizeof head);
-        evr_hasher_update(ex->hasher, ex->resp[i].body.data,
-                          ex->resp[i].body.len);
+        evr_response_digest_add(ex->hasher, ex->resp[i].status,
+                                ex->resp[i].body.data,
+                                (uint32_t)ex->resp[i].body.len);
     }
     ex->resp_digest = evr_hasher_digest(ex->hasher);
 }
@@ -435,15 +432,6 @@ void evr_executor_stats(const struct evr_executor *ex,
                         struct evr_exec_stats *out)
 {
     *out = ex->stats;
-}
-
-evr_h128 evr_token(uint64_t op, evr_h128 state_root, evr_h128 responses)
-{
-    uint8_t in[40];
-    evr_store_u64(in, op);
-    evr_h128_to_bytes(state_root, in + 8);
-    evr_h128_to_bytes(responses, in + 24);
-    return evr_hash128(in, sizeof in, 0x65767220746f6b6eULL); /* "evr tokn" */
 }
 
 int evr_execute_batch(struct evr_executor *ex, const struct evr_batch *b,

@@ -15,11 +15,8 @@
  * or how often.
  *
  * Responses are kept per request index; the response digest hashes them in
- * batch order whatever order they finished in:
- *
- *   response digest = XXH3-128 over, for i = 0..n-1:
- *                     u32 status, u32 length, bytes          (LE)
- *   token(op)       = XXH3-128(u64 op, state root, response digest)
+ * batch order whatever order they finished in, and the token binds it to
+ * the state root (both formulas: verifier/verifier.h).
  *
  * Errors of a request (the application refusing it, a constraint, a full
  * disk) are its response — status non-zero, transaction rolled back — not
@@ -35,6 +32,7 @@
 #include "common/hash.h"
 #include "cow_state/cow_state.h"
 #include "mixer/mixer.h"
+#include "verifier/verifier.h"
 #include "workloads/app.h"
 
 #define EVR_RESPONSE_BYTES_MAX (16u << 20)
@@ -117,8 +115,6 @@ evr_h128 evr_executor_response_digest(const struct evr_executor *ex);
 /* Totals since the executor was made. */
 void evr_executor_stats(const struct evr_executor *ex,
                         struct evr_exec_stats *out);
-
-evr_h128 evr_token(uint64_t op, evr_h128 state_root, evr_h128 responses);
 
 /* --- one whole batch: begin, run, end, token --- */
 
