@@ -195,12 +195,13 @@ void vr_on_delta(struct evr_vr *r, const struct evr_msg *m)
 
 /* ------------------------------------------------------------ log catch-up */
 
-/* The first op we lack: a missing entry, or a committed one without token. */
+/* The first op we lack: a missing entry, or one not known committed with
+ * its token (a peer further on tells us which of ours are committed). */
 static uint64_t first_missing(struct evr_vr *r)
 {
     for (uint64_t op = r->applied + 1; op <= r->op; op++) {
         struct vr_entry *e = vr_entry(r, op);
-        if (e == NULL || (op <= r->commit && !e->ctoken_known)) {
+        if (e == NULL || !e->committed || !e->ctoken_known) {
             return op;
         }
     }
@@ -289,7 +290,8 @@ void vr_on_new_state(struct evr_vr *r, const struct evr_msg *m)
             vr_set_committed(r, vr_entry(r, op), zero, 0);
         }
     }
-    if (m->u.new_state.op > r->op || first_missing(r) <= r->commit) {
+    if (m->u.new_state.op > r->op ||
+        (r->commit < m->u.new_state.commit && first_missing(r) <= r->op)) {
         r->get_state_ms = 0; /* more to fetch: ask again at once */
         vr_request_state(r, m->h.sender);
     }

@@ -163,7 +163,6 @@ void vr_reset_votes(struct evr_vr *r, struct vr_entry *e, uint32_t attempt)
     evr_votes_init(&e->votes, r->cfg.replicas);
     e->attempt = attempt;
     e->attempt_ms = r->now_ms;
-    e->sent_ms = r->now_ms;
 }
 
 static void own_vote(struct evr_vr *r, struct vr_entry *e)
@@ -195,6 +194,7 @@ static void prepare(struct evr_vr *r, struct vr_queued *q, struct evr_buf *b)
     }
     r->last_timestamp_us = ts;
     vr_reset_votes(r, e, r->attempts);
+    e->sent_ms = r->now_ms;
     r->stats.batches_prepared++;
     size_t start;
     rc = put_prepare(r, e, &start);

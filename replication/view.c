@@ -44,8 +44,7 @@ static void keep_frame(struct evr_vr *r, struct vr_dvc *d, const void *frame,
 
 /* Takes a log from the new view's primary (or a DO_VIEW_CHANGE): all
  * speculative state goes; entries after applied come from log. */
-static void adopt_log(struct evr_vr *r, const struct evr_msg_log *log,
-                      uint64_t commit)
+static void drop_working_set(struct evr_vr *r)
 {
     if (r->executed > r->applied || r->executing) {
         vr_undo_from(r, r->applied + 1);
@@ -53,10 +52,24 @@ static void adopt_log(struct evr_vr *r, const struct evr_msg_log *log,
     r->repair_op = 0;
     vr_truncate_after(r, r->applied);
     r->commit = r->applied;
-    int rc = vr_merge_log(r, log);
-    if (rc != 0) {
-        vr_log(r, 1, "new view's log only partly taken: %s",
-               evr_strerror(rc));
+}
+
+/* A log that does not reach down to us (its sender's entries were all
+ * applied and trimmed): we know op exists and nothing of it. */
+static void set_empty_log(struct evr_vr *r, uint64_t op)
+{
+    while (r->base <= r->op) {
+        vr_entry_free(&r->ring[r->base & (r->cap - 1)]);
+        r->base++;
+    }
+    r->op = op;
+    r->base = op + 1;
+}
+
+static void settle_commit(struct evr_vr *r, uint64_t op, uint64_t commit)
+{
+    if (r->op < op && r->op <= r->applied) {
+        set_empty_log(r, op);
     }
     /* Ops up to commit are committed even where no token came with them
      * (or no entry: a gap above applied); such tokens and entries are
@@ -64,8 +77,8 @@ static void adopt_log(struct evr_vr *r, const struct evr_msg_log *log,
      * sends starts at or below its commit + 1, so the entries above commit
      * are all here. */
     uint64_t c = commit < r->op ? commit : r->op;
-    for (uint64_t op = r->commit + 1; op <= c; op++) {
-        struct vr_entry *e = vr_entry(r, op);
+    for (uint64_t o = r->commit + 1; o <= c; o++) {
+        struct vr_entry *e = vr_entry(r, o);
         if (e != NULL) {
             e->committed = true;
         }
@@ -74,6 +87,18 @@ static void adopt_log(struct evr_vr *r, const struct evr_msg_log *log,
         r->commit = c;
     }
     assert(r->commit + 1 >= r->base);
+}
+
+static void adopt_log(struct evr_vr *r, const struct evr_msg_log *log,
+                      uint64_t op, uint64_t commit)
+{
+    drop_working_set(r);
+    int rc = vr_merge_log(r, log);
+    if (rc != 0) {
+        vr_log(r, 1, "new view's log only partly taken: %s",
+               evr_strerror(rc));
+    }
+    settle_commit(r, op, commit);
 }
 
 static void enter_normal(struct evr_vr *r)
@@ -192,10 +217,10 @@ void vr_on_start_view_change(struct evr_vr *r, const struct evr_msg *m)
 }
 
 /* The largest (last normal view, op) among the kept DO_VIEW_CHANGEs. */
-static const struct vr_dvc *best_dvc(const struct evr_vr *r,
-                                     uint64_t *commit_max)
+static uint32_t best_dvc(const struct evr_vr *r, uint64_t *commit_max)
 {
     const struct vr_dvc *best = NULL;
+    uint32_t at = 0;
     *commit_max = 0;
     for (uint32_t i = 0; i < r->cfg.replicas; i++) {
         const struct vr_dvc *d = &r->dvc[i];
@@ -211,30 +236,104 @@ static const struct vr_dvc *best_dvc(const struct evr_vr *r,
             (v->last_normal_view == best->m.u.do_view_change.last_normal_view &&
              v->op > best->m.u.do_view_change.op)) {
             best = d;
+            at = i;
         }
     }
-    return best;
+    return at;
 }
 
-/* Committed tokens any DO_VIEW_CHANGE reported, for entries we now hold. */
-static void merge_tokens(struct evr_vr *r)
+/* The entries of every kept DO_VIEW_CHANGE, decoded once for lookup. */
+struct dvc_logs {
+    struct evr_msg_entry *e[EVR_REPLICAS_MAX];
+    uint64_t first[EVR_REPLICAS_MAX];
+    uint32_t count[EVR_REPLICAS_MAX];
+};
+
+static int dvc_logs_load(const struct evr_vr *r, struct dvc_logs *l)
 {
-    for (uint32_t i = 0; i < r->cfg.replicas && r->failure.code == 0; i++) {
-        if (!r->dvc[i].have) {
+    memset(l, 0, sizeof *l);
+    for (uint32_t i = 0; i < r->cfg.replicas; i++) {
+        const struct evr_msg_log *log = &r->dvc[i].m.u.do_view_change.log;
+        if (!r->dvc[i].have || log->count == 0) {
             continue;
         }
+        l->e[i] = calloc(log->count, sizeof *l->e[i]);
+        if (l->e[i] == NULL) {
+            return EVR_ENOMEM;
+        }
         struct evr_msg_iter it;
-        struct evr_msg_entry m;
-        evr_msg_log_iter(&r->dvc[i].m.u.do_view_change.log, &it);
-        while (evr_msg_log_next(&it, &m) && r->failure.code == 0) {
-            struct vr_entry *e = vr_entry(r, m.op);
-            if (m.committed && m.op > r->applied && e != NULL &&
-                e->batch.len == m.batch.bytes_len &&
-                memcmp(e->batch.data, m.batch.bytes, e->batch.len) == 0) {
-                vr_set_committed(r, e, m.token, m.holders);
+        evr_msg_log_iter(log, &it);
+        while (evr_msg_log_next(&it, &l->e[i][l->count[i]])) {
+            l->count[i]++;
+        }
+        l->first[i] = l->e[i][0].op;
+    }
+    return 0;
+}
+
+static void dvc_logs_free(struct dvc_logs *l)
+{
+    for (uint32_t i = 0; i < EVR_REPLICAS_MAX; i++) {
+        free(l->e[i]);
+    }
+}
+
+static const struct evr_msg_entry *dvc_at(const struct dvc_logs *l,
+                                          uint32_t i, uint64_t op)
+{
+    if (l->e[i] == NULL || op < l->first[i] ||
+        op - l->first[i] >= l->count[i]) {
+        return NULL;
+    }
+    return &l->e[i][op - l->first[i]];
+}
+
+/* Op's entry in the new view: the best log's, else any committed one (VR:
+ * a committed op is the same in every log that holds it). */
+static const struct evr_msg_entry *source(const struct evr_vr *r,
+                                          const struct dvc_logs *l,
+                                          uint32_t best, uint64_t op)
+{
+    const struct evr_msg_entry *m = dvc_at(l, best, op);
+    for (uint32_t i = 0; m == NULL && i < r->cfg.replicas; i++) {
+        const struct evr_msg_entry *c = dvc_at(l, i, op);
+        m = c != NULL && c->committed ? c : NULL;
+    }
+    return m;
+}
+
+/* The new primary's log: ops down from the best op as far as some log
+ * holds them, then every committed token reported for them. */
+static void adopt_dvcs(struct evr_vr *r, uint32_t best, uint64_t commit_max)
+{
+    struct dvc_logs l;
+    uint64_t top = r->dvc[best].m.u.do_view_change.op;
+    drop_working_set(r);
+    if (dvc_logs_load(r, &l) == 0) {
+        uint64_t low = top + 1;
+        while (low - 1 > r->applied && source(r, &l, best, low - 1) != NULL) {
+            low--;
+        }
+        for (uint64_t op = low; op <= top && r->failure.code == 0; op++) {
+            const struct evr_msg_entry *m = source(r, &l, best, op);
+            struct vr_entry *e = vr_append(r, op, m->view, m->batch.bytes,
+                                           m->batch.bytes_len);
+            if (e == NULL) {
+                break;
+            }
+            for (uint32_t i = 0; i < r->cfg.replicas; i++) {
+                const struct evr_msg_entry *c = dvc_at(&l, i, op);
+                if (c != NULL && c->committed &&
+                    c->batch.bytes_len == e->batch.len &&
+                    memcmp(c->batch.bytes, e->batch.data, e->batch.len) ==
+                        0) {
+                    vr_set_committed(r, e, c->token, c->holders);
+                }
             }
         }
     }
+    dvc_logs_free(&l);
+    settle_commit(r, top, commit_max);
 }
 
 static void check_dvc(struct evr_vr *r)
@@ -247,9 +346,8 @@ static void check_dvc(struct evr_vr *r)
         return;
     }
     uint64_t commit_max;
-    const struct vr_dvc *best = best_dvc(r, &commit_max);
-    adopt_log(r, &best->m.u.do_view_change.log, commit_max);
-    merge_tokens(r);
+    uint32_t best = best_dvc(r, &commit_max);
+    adopt_dvcs(r, best, commit_max);
     enter_normal(r);
     vr_clients_rebuild_pending(r);
     for (uint64_t op = r->commit + 1;
@@ -299,7 +397,8 @@ void vr_on_start_view(struct evr_vr *r, const struct evr_msg *m)
         return;
     }
     r->view = m->h.view;
-    adopt_log(r, &m->u.start_view.log, m->u.start_view.commit);
+    adopt_log(r, &m->u.start_view.log, m->u.start_view.op,
+              m->u.start_view.commit);
     enter_normal(r);
     after_adopt(r);
 }
@@ -391,7 +490,8 @@ void vr_on_recovery_response(struct evr_vr *r, const struct evr_msg *m,
         return;
     }
     r->view = view;
-    adopt_log(r, &p->m.u.recovery_response.log, p->m.u.recovery_response.commit);
+    adopt_log(r, &p->m.u.recovery_response.log, p->m.u.recovery_response.op,
+              p->m.u.recovery_response.commit);
     vr_dvc_clear(r->rr, r->cfg.replicas);
     enter_normal(r);
     r->stats.view_changes--; /* a recovery, counted as such */
