@@ -26,6 +26,8 @@ run() { # name, command...
 for t in "$O"/tests/test_*; do
     run "$(basename "$t")" "$t"
 done
+# The deterministic cluster simulation: a failing seed prints SEED=...
+run "evr-sim (1000 seeds)" "$O/evr-sim" --seeds 1000 --start 1
 for t in tests/cli/test_*.sh; do
     run "$(basename "$t")" env EVR="$O/evr" sh "$t"
 done
