@@ -279,6 +279,10 @@ void vr_on_new_state(struct evr_vr *r, const struct evr_msg *m)
         return;
     }
     int rc = vr_merge_log(r, &m->u.new_state.log);
+    if (m->h.sender == vr_primary_of(r, r->view) &&
+        m->u.new_state.log.count > 0) {
+        vr_log_in_view(r);
+    }
     if (rc != 0 && rc != EVR_ESTATE) {
         vr_log(r, 1, "log from replica %u not taken: %s", m->h.sender,
                evr_strerror(rc));

@@ -82,6 +82,7 @@ struct evr_vr {
 
     /* VR state */
     uint64_t view, last_normal_view;
+    bool lnv_pending;  /* joined view late: its log is not view's log yet */
     enum evr_vr_status status;
     uint64_t op, commit, applied, executed;
     evr_h128 applied_root, applied_resp;
@@ -222,5 +223,6 @@ void vr_view_tick(struct evr_vr *r);
 void vr_join_view(struct evr_vr *r, uint64_t view);
 void vr_start_recovery(struct evr_vr *r);
 void vr_dvc_clear(struct vr_dvc *d, uint32_t n);
+void vr_log_in_view(struct evr_vr *r);
 
 #endif

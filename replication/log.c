@@ -63,6 +63,22 @@ static int parse_batch(struct vr_entry *e)
     return 0;
 }
 
+static struct vr_entry *fill(struct evr_vr *r, uint64_t op, uint64_t view,
+                             const void *batch, size_t len)
+{
+    struct vr_entry *e = &r->ring[op & (r->cap - 1)];
+    assert(e->op == 0);
+    evr_buf_init(&e->batch, len + 1);
+    evr_buf_init(&e->resp, SIZE_MAX);
+    if (evr_buf_put(&e->batch, batch, len) != 0 || parse_batch(e) != 0) {
+        vr_entry_free(e);
+        return NULL;
+    }
+    e->op = op;
+    e->view = view;
+    return e;
+}
+
 struct vr_entry *vr_append(struct evr_vr *r, uint64_t op, uint64_t view,
                            const void *batch, size_t len)
 {
@@ -82,16 +98,10 @@ struct vr_entry *vr_append(struct evr_vr *r, uint64_t op, uint64_t view,
     if (op >= r->base + r->cap) {
         return NULL;
     }
-    struct vr_entry *e = &r->ring[op & (r->cap - 1)];
-    assert(e->op == 0);
-    evr_buf_init(&e->batch, len + 1);
-    evr_buf_init(&e->resp, SIZE_MAX);
-    if (evr_buf_put(&e->batch, batch, len) != 0 || parse_batch(e) != 0) {
-        vr_entry_free(e);
+    struct vr_entry *e = fill(r, op, view, batch, len);
+    if (e == NULL) {
         return NULL;
     }
-    e->op = op;
-    e->view = view;
     if (r->base > r->op) {
         r->base = op;
     }
@@ -224,12 +234,53 @@ static int merge_entry(struct evr_vr *r, const struct evr_msg_entry *m)
     return 0;
 }
 
+/*
+ * Entries below base and above applied fill the gap a log that did not reach
+ * down left (view.c, settle_commit); they go in from base - 1 downwards, as
+ * far as the ring has room. Returns 0 or EVR_ENOMEM.
+ */
+static int fill_gap(struct evr_vr *r, const struct evr_msg_log *log)
+{
+    if (r->base <= r->applied + 1 || log->count == 0) {
+        return 0;
+    }
+    struct evr_msg_entry *all = calloc(log->count, sizeof *all);
+    if (all == NULL) {
+        return EVR_ENOMEM;
+    }
+    struct evr_msg_iter it;
+    uint32_t n = 0;
+    evr_msg_log_iter(log, &it);
+    while (evr_msg_log_next(&it, &all[n])) {
+        n++;
+    }
+    uint64_t first = all[0].op;
+    while (r->base > r->applied + 1 && r->base - 1 >= first &&
+           r->base - 1 - first < n && r->op - (r->base - 1) < r->cap) {
+        const struct evr_msg_entry *m = &all[r->base - 1 - first];
+        struct vr_entry *e = fill(r, m->op, m->view, m->batch.bytes,
+                                  m->batch.bytes_len);
+        if (e == NULL) {
+            break;
+        }
+        r->base--;
+        if (m->committed) {
+            e->committed = true;
+            e->ctoken_known = true;
+            e->ctoken = m->token;
+            e->holders = m->holders;
+        }
+    }
+    free(all);
+    return 0;
+}
+
 int vr_merge_log(struct evr_vr *r, const struct evr_msg_log *log)
 {
     struct evr_msg_iter it;
     struct evr_msg_entry m;
+    int rc = fill_gap(r, log);
     evr_msg_log_iter(log, &it);
-    int rc = 0;
     while (rc == 0 && evr_msg_log_next(&it, &m)) {
         if (m.op > r->applied) {
             rc = merge_entry(r, &m);

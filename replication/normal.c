@@ -268,6 +268,11 @@ static void send_commit(struct evr_vr *r, uint64_t newly)
 
 static void order_rollback(struct evr_vr *r, uint64_t op)
 {
+    if (vr_entry(r, op)->sequential) {
+        /* Sequential execution did not settle it: votes are missing, not
+         * diverging. Peers may know op committed (or be past it). */
+        vr_request_state(r, r->cfg.self);
+    }
     r->attempts++;
     for (uint64_t o = op; o <= r->op; o++) {
         struct vr_entry *e = vr_entry(r, o);
@@ -401,6 +406,28 @@ static void new_attempt(struct evr_vr *r, uint64_t op, uint32_t attempt,
     vr_undo_from(r, op);
 }
 
+/* A new primary may not know that an op it prepares again was committed
+ * (its view-change quorum had not heard): a replica that applied it votes
+ * with the committed token, the token its own execution reached. */
+static void vote_applied(struct evr_vr *r, const struct vr_entry *e,
+                         uint32_t attempt)
+{
+    evr_h128 zero = {0, 0};
+    int rc;
+    size_t start = vr_begin(r, EVR_MSG_PREPARE_OK, &rc);
+    if (rc == 0) {
+        rc = evr_buf_put_u64(&r->out, e->op);
+    }
+    if (rc == 0) {
+        rc = evr_buf_put_u32(&r->out, attempt);
+    }
+    if (rc == 0) {
+        rc = evr_msg_put_h128(&r->out,
+                              r->cfg.mode == EVR_VR_EVE ? e->ctoken : zero);
+    }
+    vr_send_to(r, vr_primary_of(r, r->view), start, rc);
+}
+
 void vr_on_prepare(struct evr_vr *r, const struct evr_msg *m)
 {
     if (!from_primary(r, m) || vr_is_primary(r)) {
@@ -422,11 +449,16 @@ void vr_on_prepare(struct evr_vr *r, const struct evr_msg *m)
         vr_log_room(r, op)) {
         e = vr_append(r, op, m->h.view, b->bytes, b->bytes_len);
         if (e != NULL) {
+            vr_log_in_view(r);
             e->attempt = m->u.prepare.attempt;
             e->sequential = m->u.prepare.sequential;
         }
     } else if (e == NULL && op > r->op + 1) {
         vr_request_state(r, m->h.sender);
+    }
+    if (e != NULL && op <= r->applied) {
+        vote_applied(r, e, m->u.prepare.attempt);
+        return;
     }
     if (e == NULL || op <= r->applied) {
         return;

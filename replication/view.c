@@ -101,9 +101,18 @@ static void adopt_log(struct evr_vr *r, const struct evr_msg_log *log,
     settle_commit(r, op, commit);
 }
 
+void vr_log_in_view(struct evr_vr *r)
+{
+    if (r->lnv_pending) {
+        r->lnv_pending = false;
+        r->last_normal_view = r->view;
+    }
+}
+
 static void enter_normal(struct evr_vr *r)
 {
     r->status = EVR_VR_NORMAL;
+    r->lnv_pending = false;
     r->last_normal_view = r->view;
     r->primary_ms = r->now_ms;
     r->heartbeat_ms = r->now_ms;
@@ -115,6 +124,13 @@ static void enter_normal(struct evr_vr *r)
         struct vr_entry *e = vr_entry(r, op);
         vr_reset_votes(r, e, 0);
         e->sequential = false;
+    }
+    /* Batch time never goes back, whoever's clock stamped the log. */
+    for (uint64_t op = r->base; op <= r->op; op++) {
+        int64_t ts = vr_entry(r, op)->timestamp_us;
+        if (ts > r->last_timestamp_us) {
+            r->last_timestamp_us = ts;
+        }
     }
     vr_log(r, 2, "normal as %s, op %llu commit %llu applied %llu",
            vr_is_primary(r) ? "primary" : "backup", (unsigned long long)r->op,
@@ -183,9 +199,10 @@ static void check_svc(struct evr_vr *r)
 void vr_start_view_change(struct evr_vr *r, uint64_t view)
 {
     assert(view > r->view);
-    if (r->status == EVR_VR_NORMAL) {
+    if (r->status == EVR_VR_NORMAL && !r->lnv_pending) {
         r->last_normal_view = r->view;
     }
+    r->lnv_pending = false;
     vr_log(r, 2, "view change to view %llu", (unsigned long long)view);
     r->view = view;
     r->status = EVR_VR_VIEW_CHANGE;
@@ -411,8 +428,15 @@ void vr_join_view(struct evr_vr *r, uint64_t view)
     }
     r->repair_op = 0;
     vr_truncate_after(r, r->commit);
+    uint64_t lnv = r->last_normal_view;
     r->view = view;
     enter_normal(r);
+    /* Our log is the committed prefix, not view's log: a DO_VIEW_CHANGE
+     * claiming `view` now could win with it and lose ops committed in view
+     * (VR's choice trusts the last normal view). It becomes view's log when
+     * the first entries from view's primary arrive (vr_log_in_view). */
+    r->last_normal_view = lnv;
+    r->lnv_pending = true;
     r->get_state_ms = 0;
     vr_request_state(r, vr_primary_of(r, view));
 }
