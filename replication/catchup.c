@@ -280,8 +280,8 @@ void vr_on_new_state(struct evr_vr *r, const struct evr_msg *m)
     }
     int rc = vr_merge_log(r, &m->u.new_state.log);
     if (m->h.sender == vr_primary_of(r, r->view) &&
-        m->u.new_state.log.count > 0) {
-        vr_log_in_view(r);
+        r->op >= m->u.new_state.op) {
+        vr_log_in_view(r); /* we hold the primary's whole log now */
     }
     if (rc != 0 && rc != EVR_ESTATE) {
         vr_log(r, 1, "log from replica %u not taken: %s", m->h.sender,
@@ -493,6 +493,9 @@ void vr_on_snapshot_chunk(struct evr_vr *r, const struct evr_msg *m)
 
 void vr_catchup_tick(struct evr_vr *r)
 {
+    if (r->lnv_pending) {
+        vr_request_state(r, vr_primary_of(r, r->view));
+    }
     if (r->repair_op != 0 && r->now_ms - r->repair_ms >= r->cfg.retry_ms) {
         ask_delta(r);
     }

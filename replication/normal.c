@@ -369,8 +369,9 @@ void vr_send_prepare_ok(struct evr_vr *r, const struct vr_entry *e)
 {
     evr_h128 zero = {0, 0};
     bool eve = r->cfg.mode == EVR_VR_EVE;
-    if (eve && (!e->executed || e->exec_attempt != e->attempt)) {
-        return;
+    if (r->lnv_pending || (eve && (!e->executed ||
+                                   e->exec_attempt != e->attempt))) {
+        return; /* lnv_pending: see vr_join_view */
     }
     int rc;
     size_t start = vr_begin(r, EVR_MSG_PREPARE_OK, &rc);
@@ -413,6 +414,9 @@ static void vote_applied(struct evr_vr *r, const struct vr_entry *e,
                          uint32_t attempt)
 {
     evr_h128 zero = {0, 0};
+    if (r->lnv_pending) {
+        return;
+    }
     int rc;
     size_t start = vr_begin(r, EVR_MSG_PREPARE_OK, &rc);
     if (rc == 0) {
@@ -449,7 +453,6 @@ void vr_on_prepare(struct evr_vr *r, const struct evr_msg *m)
         vr_log_room(r, op)) {
         e = vr_append(r, op, m->h.view, b->bytes, b->bytes_len);
         if (e != NULL) {
-            vr_log_in_view(r);
             e->attempt = m->u.prepare.attempt;
             e->sequential = m->u.prepare.sequential;
         }
@@ -674,8 +677,8 @@ static void note_replies(struct evr_vr *r, const struct vr_entry *e)
         uint32_t len;
         evr_msg_resp_next(&it, &status, &body, &len);
         const struct evr_vr_req *q = &e->req[i];
-        if (q->client == 0) {
-            continue;
+        if (q->client == 0 || status == EVR_ESTATE) {
+            continue; /* a stale retry: its client has its answer */
         }
         struct vr_client *c = vr_client_get(r, q->client, true);
         if (q->request_no < c->request_no) {

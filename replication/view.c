@@ -432,9 +432,11 @@ void vr_join_view(struct evr_vr *r, uint64_t view)
     r->view = view;
     enter_normal(r);
     /* Our log is the committed prefix, not view's log: a DO_VIEW_CHANGE
-     * claiming `view` now could win with it and lose ops committed in view
-     * (VR's choice trusts the last normal view). It becomes view's log when
-     * the first entries from view's primary arrive (vr_log_in_view). */
+     * claiming `view` now could win with it and lose ops in view's log
+     * (VR's choice trusts the last normal view), and a vote from us would
+     * count toward commits our DO_VIEW_CHANGE could not vouch for. So no
+     * votes, and the old last normal view, until a NEW_STATE from view's
+     * primary brings its whole log (vr_log_in_view). */
     r->last_normal_view = lnv;
     r->lnv_pending = true;
     r->get_state_ms = 0;

@@ -785,6 +785,7 @@ static int setup(struct sim *s, const struct sim_opts *o)
     s->cfg.depth_max = (uint32_t)evr_rng_range(&s->rng, 1, 6);
     s->cfg.log_retain = (uint32_t)evr_rng_range(&s->rng, 2, 40);
     s->cfg.chunk_bytes = 64;
+    s->cfg.clients_max = (uint32_t)evr_rng_range(&s->rng, 2, 16); /* LRU */
     s->cfg.heartbeat_ms = 10;
     s->cfg.view_timeout_ms = (uint32_t)evr_rng_range(&s->rng, 60, 200);
     s->cfg.verify_timeout_ms = (uint32_t)evr_rng_range(&s->rng, 20, 100);
@@ -935,6 +936,7 @@ double sim_bench(uint32_t replicas, uint32_t batch_size, uint32_t clients,
     s->cfg.batch_size_max = batch_size;
     s->cfg.batch_delay_ms = 1000; /* batches are cut full */
     s->cfg.queue_max = clients > batch_size ? clients : batch_size;
+    s->cfg.clients_max = clients;
     s->cl = calloc(clients, sizeof *s->cl);
     uint64_t per = requests / clients + 1;
     s->ref_reply = calloc(1, sizeof *s->ref_reply);
