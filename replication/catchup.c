@@ -288,11 +288,7 @@ void vr_on_new_state(struct evr_vr *r, const struct evr_msg *m)
                evr_strerror(rc));
     }
     if (r->cfg.mode == EVR_VR_AGREE_EXECUTE) {
-        evr_h128 zero = {0, 0};
-        for (uint64_t op = r->commit + 1;
-             op <= m->u.new_state.commit && op <= r->op; op++) {
-            vr_set_committed(r, vr_entry(r, op), zero, 0);
-        }
+        vr_commit_agree(r, m->u.new_state.commit);
     }
     if (m->u.new_state.op > r->op ||
         (r->commit < m->u.new_state.commit && first_missing(r) <= r->op)) {
@@ -407,13 +403,7 @@ static void adopt_snapshot(struct evr_vr *r, evr_h128 root)
     if (r->commit < op) {
         r->commit = op;
     }
-    while (r->commit < r->op) {
-        struct vr_entry *n = vr_entry(r, r->commit + 1);
-        if (n == NULL || !n->committed) {
-            break;
-        }
-        r->commit++;
-    }
+    vr_advance_commit(r);
     r->applied_root = root;
     r->applied_resp = r->st_resp;
     r->st_active = false;

@@ -159,6 +159,7 @@ void vr_log(struct evr_vr *r, int level, const char *fmt, ...)
 size_t vr_begin(struct evr_vr *r, enum evr_msg_type type, int *rc);
 void vr_send_to(struct evr_vr *r, uint32_t to, size_t start, int rc);
 void vr_send_all(struct evr_vr *r, size_t start, int rc);
+void vr_send_mask(struct evr_vr *r, uint32_t to, size_t start, int rc);
 void vr_check(const struct evr_vr *r);
 
 /* log.c */
@@ -174,6 +175,11 @@ void vr_entry_free(struct vr_entry *e);
 void vr_set_committed(struct evr_vr *r, struct vr_entry *e, evr_h128 token,
                       uint32_t holders);
 int vr_merge_log(struct evr_vr *r, const struct evr_msg_log *log);
+void vr_advance_commit(struct evr_vr *r);
+bool vr_same_batch(const struct vr_entry *e, const struct evr_msg_batch *b);
+/* The entries of a checked log, decoded into a malloc'd array (count of
+ * them; the caller frees it); NULL when out of memory. */
+struct evr_msg_entry *vr_log_entries(const struct evr_msg_log *log);
 
 /* clients.c */
 int vr_clients_init(struct evr_vr *r);
@@ -197,6 +203,7 @@ void vr_drop_queue(struct evr_vr *r);
 int vr_queue_init(struct evr_vr *r);
 void vr_decide(struct evr_vr *r);
 void vr_reset_votes(struct evr_vr *r, struct vr_entry *e, uint32_t attempt);
+void vr_commit_agree(struct evr_vr *r, uint64_t commit);
 
 /* catchup.c */
 void vr_on_get_delta(struct evr_vr *r, const struct evr_msg *m);

@@ -151,6 +151,11 @@ void vr_set_committed(struct evr_vr *r, struct vr_entry *e, evr_h128 token,
     e->ctoken_known = true;
     e->ctoken = token;
     e->holders |= holders;
+    vr_advance_commit(r);
+}
+
+void vr_advance_commit(struct evr_vr *r)
+{
     while (r->commit < r->op) {
         struct vr_entry *n = vr_entry(r, r->commit + 1);
         if (n == NULL || !n->committed) {
@@ -158,6 +163,24 @@ void vr_set_committed(struct evr_vr *r, struct vr_entry *e, evr_h128 token,
         }
         r->commit++;
     }
+}
+
+bool vr_same_batch(const struct vr_entry *e, const struct evr_msg_batch *b)
+{
+    return e->batch.len == b->bytes_len &&
+           memcmp(e->batch.data, b->bytes, b->bytes_len) == 0;
+}
+
+struct evr_msg_entry *vr_log_entries(const struct evr_msg_log *log)
+{
+    struct evr_msg_entry *all = calloc(log->count ? log->count : 1,
+                                       sizeof *all);
+    struct evr_msg_iter it;
+    evr_msg_log_iter(log, &it);
+    for (uint32_t n = 0; all != NULL && evr_msg_log_next(&it, &all[n]);) {
+        n++;
+    }
+    return all;
 }
 
 /* Where logs sent to peers start: the sender's working set plus up to 64
@@ -198,17 +221,11 @@ int vr_put_log(struct evr_vr *r, uint64_t from, uint64_t to)
     return rc;
 }
 
-static bool same_batch(const struct vr_entry *e, const struct evr_msg_entry *m)
-{
-    return e->batch.len == m->batch.bytes_len &&
-           memcmp(e->batch.data, m->batch.bytes, e->batch.len) == 0;
-}
-
 /* Takes one entry of a log from a peer of this view. */
 static int merge_entry(struct evr_vr *r, const struct evr_msg_entry *m)
 {
     struct vr_entry *e = vr_entry(r, m->op);
-    if (e != NULL && !same_batch(e, m)) {
+    if (e != NULL && !vr_same_batch(e, &m->batch)) {
         if (e->committed || m->op <= r->commit) {
             return 0; /* ours is committed: the peer's is stale */
         }
@@ -244,16 +261,11 @@ static int fill_gap(struct evr_vr *r, const struct evr_msg_log *log)
     if (r->base <= r->applied + 1 || log->count == 0) {
         return 0;
     }
-    struct evr_msg_entry *all = calloc(log->count, sizeof *all);
+    struct evr_msg_entry *all = vr_log_entries(log);
     if (all == NULL) {
         return EVR_ENOMEM;
     }
-    struct evr_msg_iter it;
-    uint32_t n = 0;
-    evr_msg_log_iter(log, &it);
-    while (evr_msg_log_next(&it, &all[n])) {
-        n++;
-    }
+    uint32_t n = log->count;
     uint64_t first = all[0].op;
     while (r->base > r->applied + 1 && r->base - 1 >= first &&
            r->base - 1 - first < n && r->op - (r->base - 1) < r->cap) {

@@ -333,12 +333,7 @@ void vr_primary_tick(struct evr_vr *r)
         e->sent_ms = r->now_ms;
         size_t start;
         int rc = put_prepare(r, e, &start);
-        for (uint32_t i = 0; rc == 0 && i < r->cfg.replicas; i++) {
-            if (!(e->votes.voted & (1u << i))) {
-                /* put_prepare left the frame in r->out; resend it */
-                vr_send_to(r, i, start, rc);
-            }
-        }
+        vr_send_mask(r, ~e->votes.voted, start, rc);
     }
     vr_decide(r);
     if (r->now_ms - r->heartbeat_ms >= r->cfg.heartbeat_ms) {
@@ -365,26 +360,37 @@ static bool from_primary(struct evr_vr *r, const struct evr_msg *m)
     return true;
 }
 
-void vr_send_prepare_ok(struct evr_vr *r, const struct vr_entry *e)
+/* PREPARE_OK(op, attempt, token) to the primary; none while our log is
+ * not the view's yet (lnv_pending: see vr_join_view). */
+static void send_vote(struct evr_vr *r, uint64_t op, uint32_t attempt,
+                      evr_h128 token)
 {
     evr_h128 zero = {0, 0};
-    bool eve = r->cfg.mode == EVR_VR_EVE;
-    if (r->lnv_pending || (eve && (!e->executed ||
-                                   e->exec_attempt != e->attempt))) {
-        return; /* lnv_pending: see vr_join_view */
+    if (r->lnv_pending) {
+        return;
     }
     int rc;
     size_t start = vr_begin(r, EVR_MSG_PREPARE_OK, &rc);
     if (rc == 0) {
-        rc = evr_buf_put_u64(&r->out, e->op);
+        rc = evr_buf_put_u64(&r->out, op);
     }
     if (rc == 0) {
-        rc = evr_buf_put_u32(&r->out, e->attempt);
+        rc = evr_buf_put_u32(&r->out, attempt);
     }
     if (rc == 0) {
-        rc = evr_msg_put_h128(&r->out, eve ? e->token : zero);
+        rc = evr_msg_put_h128(&r->out,
+                              r->cfg.mode == EVR_VR_EVE ? token : zero);
     }
     vr_send_to(r, vr_primary_of(r, r->view), start, rc);
+}
+
+void vr_send_prepare_ok(struct evr_vr *r, const struct vr_entry *e)
+{
+    if (r->cfg.mode == EVR_VR_EVE &&
+        (!e->executed || e->exec_attempt != e->attempt)) {
+        return;
+    }
+    send_vote(r, e->op, e->attempt, e->token);
 }
 
 /* A newer attempt for op and everything after it (ROLLBACK, or a PREPARE
@@ -407,31 +413,6 @@ static void new_attempt(struct evr_vr *r, uint64_t op, uint32_t attempt,
     vr_undo_from(r, op);
 }
 
-/* A new primary may not know that an op it prepares again was committed
- * (its view-change quorum had not heard): a replica that applied it votes
- * with the committed token, the token its own execution reached. */
-static void vote_applied(struct evr_vr *r, const struct vr_entry *e,
-                         uint32_t attempt)
-{
-    evr_h128 zero = {0, 0};
-    if (r->lnv_pending) {
-        return;
-    }
-    int rc;
-    size_t start = vr_begin(r, EVR_MSG_PREPARE_OK, &rc);
-    if (rc == 0) {
-        rc = evr_buf_put_u64(&r->out, e->op);
-    }
-    if (rc == 0) {
-        rc = evr_buf_put_u32(&r->out, attempt);
-    }
-    if (rc == 0) {
-        rc = evr_msg_put_h128(&r->out,
-                              r->cfg.mode == EVR_VR_EVE ? e->ctoken : zero);
-    }
-    vr_send_to(r, vr_primary_of(r, r->view), start, rc);
-}
-
 void vr_on_prepare(struct evr_vr *r, const struct evr_msg *m)
 {
     if (!from_primary(r, m) || vr_is_primary(r)) {
@@ -440,8 +421,7 @@ void vr_on_prepare(struct evr_vr *r, const struct evr_msg *m)
     uint64_t op = m->u.prepare.op;
     const struct evr_msg_batch *b = &m->u.prepare.batch;
     struct vr_entry *e = vr_entry(r, op);
-    if (e != NULL && (e->batch.len != b->bytes_len ||
-                      memcmp(e->batch.data, b->bytes, b->bytes_len) != 0)) {
+    if (e != NULL && !vr_same_batch(e, b)) {
         if (op <= r->commit) {
             return;
         }
@@ -460,7 +440,10 @@ void vr_on_prepare(struct evr_vr *r, const struct evr_msg *m)
         vr_request_state(r, m->h.sender);
     }
     if (e != NULL && op <= r->applied) {
-        vote_applied(r, e, m->u.prepare.attempt);
+        /* A new primary may not know that an op it prepares again was
+         * committed (its view-change quorum had not heard): having applied
+         * it, we vote with the committed token, the one we reached. */
+        send_vote(r, op, m->u.prepare.attempt, e->ctoken);
         return;
     }
     if (e == NULL || op <= r->applied) {
@@ -490,7 +473,8 @@ void vr_on_prepare_ok(struct evr_vr *r, const struct evr_msg *m)
     vr_decide(r);
 }
 
-static void commit_agree(struct evr_vr *r, uint64_t commit)
+/* agree-execute: ops up to commit are committed in order (no token). */
+void vr_commit_agree(struct evr_vr *r, uint64_t commit)
 {
     evr_h128 zero = {0, 0};
     for (uint64_t op = r->commit + 1; op <= commit && op <= r->op; op++) {
@@ -507,7 +491,7 @@ void vr_on_commit(struct evr_vr *r, const struct evr_msg *m)
         return;
     }
     if (r->cfg.mode == EVR_VR_AGREE_EXECUTE) {
-        commit_agree(r, m->u.commit.commit);
+        vr_commit_agree(r, m->u.commit.commit);
     } else {
         struct evr_msg_iter it;
         struct evr_msg_token t;

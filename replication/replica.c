@@ -150,28 +150,32 @@ static bool finish(struct evr_vr *r, size_t start, int rc)
     return true;
 }
 
-void vr_send_to(struct evr_vr *r, uint32_t to, size_t start, int rc)
+/* Finishes the frame once and sends it to every replica in the bit set
+ * `to` but this one. */
+void vr_send_mask(struct evr_vr *r, uint32_t to, size_t start, int rc)
 {
-    assert(to < r->cfg.replicas);
-    if (to == r->cfg.self || !finish(r, start, rc)) {
-        return;
-    }
-    r->stats.frames_out++;
-    r->io.send(r->io.data, to, r->out.data + start, r->out.len - start);
-}
-
-void vr_send_all(struct evr_vr *r, size_t start, int rc)
-{
-    if (!finish(r, start, rc)) {
+    to &= ~(1u << r->cfg.self);
+    if (to == 0 || !finish(r, start, rc)) {
         return;
     }
     for (uint32_t i = 0; i < r->cfg.replicas; i++) {
-        if (i != r->cfg.self) {
+        if (to & (1u << i)) {
             r->stats.frames_out++;
             r->io.send(r->io.data, i, r->out.data + start,
                        r->out.len - start);
         }
     }
+}
+
+void vr_send_to(struct evr_vr *r, uint32_t to, size_t start, int rc)
+{
+    assert(to < r->cfg.replicas);
+    vr_send_mask(r, 1u << to, start, rc);
+}
+
+void vr_send_all(struct evr_vr *r, size_t start, int rc)
+{
+    vr_send_mask(r, (1u << r->cfg.replicas) - 1, start, rc);
 }
 
 /* ------------------------------------------------------------ life cycle */

@@ -117,7 +117,6 @@ static void enter_normal(struct evr_vr *r)
     r->primary_ms = r->now_ms;
     r->heartbeat_ms = r->now_ms;
     r->attempts = 0;
-    r->stats.view_changes++;
     vr_drop_queue(r);
     vr_dvc_clear(r->dvc, r->cfg.replicas);
     for (uint64_t op = r->commit + 1; op <= r->op; op++) {
@@ -274,15 +273,11 @@ static int dvc_logs_load(const struct evr_vr *r, struct dvc_logs *l)
         if (!r->dvc[i].have || log->count == 0) {
             continue;
         }
-        l->e[i] = calloc(log->count, sizeof *l->e[i]);
+        l->e[i] = vr_log_entries(log);
         if (l->e[i] == NULL) {
             return EVR_ENOMEM;
         }
-        struct evr_msg_iter it;
-        evr_msg_log_iter(log, &it);
-        while (evr_msg_log_next(&it, &l->e[i][l->count[i]])) {
-            l->count[i]++;
-        }
+        l->count[i] = log->count;
         l->first[i] = l->e[i][0].op;
     }
     return 0;
@@ -341,9 +336,7 @@ static void adopt_dvcs(struct evr_vr *r, uint32_t best, uint64_t commit_max)
             for (uint32_t i = 0; i < r->cfg.replicas; i++) {
                 const struct evr_msg_entry *c = dvc_at(&l, i, op);
                 if (c != NULL && c->committed &&
-                    c->batch.bytes_len == e->batch.len &&
-                    memcmp(c->batch.bytes, e->batch.data, e->batch.len) ==
-                        0) {
+                    vr_same_batch(e, &c->batch)) {
                     vr_set_committed(r, e, c->token, c->holders);
                 }
             }
@@ -366,6 +359,7 @@ static void check_dvc(struct evr_vr *r)
     uint32_t best = best_dvc(r, &commit_max);
     adopt_dvcs(r, best, commit_max);
     enter_normal(r);
+    r->stats.view_changes++;
     vr_clients_rebuild_pending(r);
     for (uint64_t op = r->commit + 1;
          op <= r->op && r->cfg.mode == EVR_VR_AGREE_EXECUTE; op++) {
@@ -417,6 +411,7 @@ void vr_on_start_view(struct evr_vr *r, const struct evr_msg *m)
     adopt_log(r, &m->u.start_view.log, m->u.start_view.op,
               m->u.start_view.commit);
     enter_normal(r);
+    r->stats.view_changes++;
     after_adopt(r);
 }
 
@@ -431,6 +426,7 @@ void vr_join_view(struct evr_vr *r, uint64_t view)
     uint64_t lnv = r->last_normal_view;
     r->view = view;
     enter_normal(r);
+    r->stats.view_changes++;
     /* Our log is the committed prefix, not view's log: a DO_VIEW_CHANGE
      * claiming `view` now could win with it and lose ops in view's log
      * (VR's choice trusts the last normal view), and a vote from us would
@@ -519,8 +515,7 @@ void vr_on_recovery_response(struct evr_vr *r, const struct evr_msg *m,
     adopt_log(r, &p->m.u.recovery_response.log, p->m.u.recovery_response.op,
               p->m.u.recovery_response.commit);
     vr_dvc_clear(r->rr, r->cfg.replicas);
-    enter_normal(r);
-    r->stats.view_changes--; /* a recovery, counted as such */
+    enter_normal(r); /* counted as a recovery, in vr_start_recovery */
     after_adopt(r);
 }
 

@@ -482,9 +482,9 @@ static void client_send(struct sim *s, struct client *c, uint32_t to)
                               EVR_SENDER_CLIENT, 0, 0};
     int rc;
     size_t start = evr_frame_begin(&b, &h, &rc);
-    rc = rc ? rc : evr_buf_put_u64(&b, c->id);
-    rc = rc ? rc : evr_buf_put_u64(&b, c->next_no);
-    rc = rc ? rc : evr_msg_put_bytes32(&b, c->req, MODEL_REQ_BYTES);
+    /* a REQUEST body is a batch's request encoding (msg.h) */
+    rc = rc ? rc : evr_msg_put_req(&b, c->id, c->next_no, c->req,
+                                   MODEL_REQ_BYTES);
     rc = rc ? rc : evr_frame_end(&b, start);
     assert(rc == 0);
     net_send(s, CLIENT_BASE + (uint32_t)(c->id - 1), to, b.data, b.len);
