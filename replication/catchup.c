@@ -340,7 +340,11 @@ void vr_on_get_snapshot(struct evr_vr *r, const struct evr_msg *m)
     if (r->applied == 0) {
         return; /* nothing committed to give */
     }
-    if (r->sv_op != r->applied) {
+    /* A peer part-way through the cached snapshot keeps getting it even if
+     * applied moved on: re-exporting would restart its transfer, and under
+     * load it would never finish. */
+    uint64_t want = m->u.get_snapshot.snap_op;
+    if (r->sv_op != r->applied && (want == 0 || want != r->sv_op)) {
         struct evr_err err;
         evr_h128 root;
         evr_buf_reset(&r->sv_buf);

@@ -15,6 +15,16 @@ const char *evr_msg_type_name(uint32_t type)
     return "?";
 }
 
+const char *evr_status_counter_name(uint32_t i)
+{
+    static const char *const names[] = {
+#define EVR__STATUS_NAME(name) #name,
+        EVR_STATUS_COUNTERS(EVR__STATUS_NAME)
+#undef EVR__STATUS_NAME
+    };
+    return i < EVR_STATUS_COUNTER_END ? names[i] : "?";
+}
+
 /* ------------------------------------------------------------ encoding */
 
 size_t evr_frame_begin(struct evr_buf *b, const struct evr_frame_hdr *h,
@@ -288,6 +298,28 @@ static void decode_view(struct evr_reader *r, struct evr_msg *m)
     }
 }
 
+static void decode_status_reply(struct evr_reader *r, struct evr_msg *m)
+{
+    m->u.status_reply.replica = evr_get_u32(r);
+    m->u.status_reply.replicas = evr_get_u32(r);
+    m->u.status_reply.primary = get_flag(r);
+    m->u.status_reply.status = evr_get_u8(r);
+    m->u.status_reply.mode = evr_get_u8(r);
+    m->u.status_reply.view = evr_get_u64(r);
+    m->u.status_reply.op = evr_get_u64(r);
+    m->u.status_reply.commit = evr_get_u64(r);
+    m->u.status_reply.applied = evr_get_u64(r);
+    m->u.status_reply.token = get_h128(r);
+    m->u.status_reply.root = get_h128(r);
+    m->u.status_reply.count = evr_get_u32(r);
+    if (m->u.status_reply.count > EVR_STATUS_COUNTERS_MAX) {
+        r->ok = false;
+        return;
+    }
+    m->u.status_reply.counters = r->p + r->pos;
+    evr_get_bytes(r, (size_t)m->u.status_reply.count * 8);
+}
+
 static void decode_state(struct evr_reader *r, struct evr_msg *m)
 {
     switch (m->h.type) {
@@ -303,6 +335,11 @@ static void decode_state(struct evr_reader *r, struct evr_msg *m)
     case EVR_MSG_GET_SNAPSHOT:
         m->u.get_snapshot.snap_op = evr_get_u64(r);
         m->u.get_snapshot.offset = evr_get_u64(r);
+        break;
+    case EVR_MSG_STATUS:
+        break;
+    case EVR_MSG_STATUS_REPLY:
+        decode_status_reply(r, m);
         break;
     case EVR_MSG_SNAPSHOT_CHUNK:
         m->u.snapshot_chunk.snap_op = evr_get_u64(r);

@@ -48,6 +48,16 @@
  *                     snapshot hash, u64 total, u64 offset, u32 len,
  *                     len bytes
  *
+ *   STATUS            (empty; from a client: the server answers it, the
+ *                     protocol core never sees it)
+ *   STATUS_REPLY      u32 replica, u32 replicas, u8 primary, u8 status
+ *                     (enum evr_vr_status), u8 mode (enum evr_vr_mode),
+ *                     u64 view, u64 op, u64 commit, u64 applied, token of
+ *                     applied, state root of applied, u32 count (at most
+ *                     EVR_STATUS_COUNTERS_MAX), count x u64 counters in
+ *                     the order of EVR_STATUS_COUNTERS (a newer server may
+ *                     send more; an older client reads what it knows)
+ *
  *   batch      i64 timestamp_us, u64 seed, u32 n, n x (u64 client,
  *              u64 request_no, u32 len, len bytes)
  *   responses  u32 n, n x (i32 status, u32 len, len bytes)
@@ -93,7 +103,39 @@
     XX(GET_STATE, 14)                                                         \
     XX(NEW_STATE, 15)                                                         \
     XX(GET_SNAPSHOT, 16)                                                      \
-    XX(SNAPSHOT_CHUNK, 17)
+    XX(SNAPSHOT_CHUNK, 17)                                                    \
+    XX(STATUS, 18)                                                            \
+    XX(STATUS_REPLY, 19)
+
+/* Counters a STATUS_REPLY carries, in order. */
+#define EVR_STATUS_COUNTERS(XX)                                               \
+    XX(requests)                                                              \
+    XX(requests_dropped)                                                      \
+    XX(batches_prepared)                                                      \
+    XX(batches_executed)                                                      \
+    XX(batches_applied)                                                       \
+    XX(rollbacks)                                                             \
+    XX(rollbacks_done)                                                        \
+    XX(repairs)                                                               \
+    XX(state_transfers)                                                       \
+    XX(view_changes)                                                          \
+    XX(recoveries)                                                            \
+    XX(frames_in)                                                             \
+    XX(frames_out)                                                            \
+    XX(frames_bad)                                                            \
+    XX(replies)                                                               \
+    XX(connections)                                                           \
+    XX(connections_refused)
+#define EVR_STATUS_COUNTERS_MAX 64
+
+enum evr_status_counter {
+#define EVR__STATUS_ENUM(name) EVR_STATUS_##name,
+    EVR_STATUS_COUNTERS(EVR__STATUS_ENUM)
+#undef EVR__STATUS_ENUM
+    EVR_STATUS_COUNTER_END
+};
+
+const char *evr_status_counter_name(uint32_t i); /* "rollbacks"; "?" */
 
 enum evr_msg_type {
 #define EVR__MSG_ENUM(name, value) EVR_MSG_##name = (value),
@@ -230,6 +272,15 @@ struct evr_msg {
         struct {
             uint64_t snap_op, offset;
         } get_snapshot;
+        struct {
+            uint32_t replica, replicas;
+            bool primary;
+            uint8_t status, mode;
+            uint64_t view, op, commit, applied;
+            evr_h128 token, root;
+            uint32_t count;
+            const uint8_t *counters; /* count x u64 */
+        } status_reply;
         struct {
             uint64_t snap_op, total, offset;
             evr_h128 token, root, resp_digest, hash;

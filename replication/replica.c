@@ -321,6 +321,8 @@ static void dispatch(struct evr_vr *r, const struct evr_msg *m,
     case EVR_MSG_SNAPSHOT_CHUNK:
         vr_on_snapshot_chunk(r, m);
         break;
+    case EVR_MSG_STATUS:
+    case EVR_MSG_STATUS_REPLY: /* the server's business (msg.h) */
     case EVR_MSG_TYPE_END:
         break;
     }
