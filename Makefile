@@ -39,7 +39,7 @@ $(O)/config.mk: scripts/deps.sh
 
 MODULES := common cow_state mixer executor verifier replication workloads \
            workloads/kv \
-           workloads/tpcw
+           workloads/tpcw client server
 LIB_SRCS := $(foreach m,$(MODULES),$(wildcard $(m)/*.c))
 LIB_OBJS := $(LIB_SRCS:%.c=$(O)/obj/%.o)
 CLI_OBJS := $(patsubst %.c,$(O)/obj/%.o,$(wildcard cli/*.c))

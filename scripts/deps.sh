@@ -6,8 +6,8 @@
 # otherwise the script prints the exact apt-get line to run and fails.
 set -eu
 
-modules="sqlite3 libxxhash cmocka"
-packages="pkg-config libsqlite3-dev libxxhash-dev libcmocka-dev sqlite3"
+modules="sqlite3 libxxhash cmocka libuv"
+packages="pkg-config libsqlite3-dev libxxhash-dev libcmocka-dev libuv1-dev sqlite3"
 
 missing() {
     command -v pkg-config >/dev/null 2>&1 || return 0
@@ -38,5 +38,5 @@ if missing; then
 fi
 
 echo "DEPS_CFLAGS := $(pkg-config --cflags $modules)"
-echo "DEPS_LIBS := $(pkg-config --libs sqlite3 libxxhash)"
+echo "DEPS_LIBS := $(pkg-config --libs sqlite3 libxxhash libuv)"
 echo "CMOCKA_LIBS := $(pkg-config --libs cmocka)"
