@@ -360,14 +360,10 @@ static void decode_state(struct evr_reader *r, struct evr_msg *m)
     }
 }
 
-static int check_header(const uint8_t *p, size_t len, uint64_t cluster,
-                        size_t body_max, struct evr_frame_hdr *h,
-                        struct evr_err *err)
+int evr_frame_peek(const void *frame, uint64_t cluster, size_t body_max,
+                   struct evr_frame_hdr *h, struct evr_err *err)
 {
-    if (len < EVR_FRAME_HEADER_SIZE) {
-        return evr_err_set(err, EVR_ECORRUPT, "frame of %zu bytes is shorter "
-                           "than its header", len);
-    }
+    const uint8_t *p = frame;
     if (!evr_h128_eq(evr_hash128(p, 48, 0), evr_h128_from_bytes(p + 48))) {
         return evr_err_set(err, EVR_ECORRUPT, "bad header checksum");
     }
@@ -395,6 +391,21 @@ static int check_header(const uint8_t *p, size_t len, uint64_t cluster,
         return evr_err_set(err, EVR_ELIMIT, "%s body of %u bytes exceeds "
                            "the limit of %zu", evr_msg_type_name(h->type),
                            h->body_size, body_max);
+    }
+    return 0;
+}
+
+static int check_header(const uint8_t *p, size_t len, uint64_t cluster,
+                        size_t body_max, struct evr_frame_hdr *h,
+                        struct evr_err *err)
+{
+    if (len < EVR_FRAME_HEADER_SIZE) {
+        return evr_err_set(err, EVR_ECORRUPT, "frame of %zu bytes is shorter "
+                           "than its header", len);
+    }
+    int rc = evr_frame_peek(p, cluster, body_max, h, err);
+    if (rc != 0) {
+        return rc;
     }
     if (h->body_size != len - EVR_FRAME_HEADER_SIZE) {
         return evr_err_set(err, EVR_ECORRUPT, "%s says %u body bytes, "

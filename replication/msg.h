@@ -300,6 +300,15 @@ int evr_msg_decode(const void *p, size_t len, uint64_t cluster,
                    size_t body_max, struct evr_msg *m, struct evr_err *err);
 
 /*
+ * Checks the header alone (its first EVR_FRAME_HEADER_SIZE bytes): checksum,
+ * magic, version, known type, cluster, body size within body_max — so that
+ * a stream reader can refuse a frame before buffering its body. The body is
+ * checked by evr_msg_decode once it is all there.
+ */
+int evr_frame_peek(const void *frame, uint64_t cluster, size_t body_max,
+                   struct evr_frame_hdr *h, struct evr_err *err);
+
+/*
  * Encoding: evr_frame_begin appends a header to b (sizes and checksums to be
  * filled), the caller appends the body with evr_buf_put_* and the
  * evr_msg_put_* helpers, and evr_frame_end fills the header in. start is the

@@ -400,6 +400,8 @@ void evr_vr_info(const struct evr_vr *r, struct evr_vr_info *out)
         .commit = r->commit,
         .applied = r->applied,
         .executed = r->executed,
+        .applied_root = r->applied_root,
+        .applied_resp = r->applied_resp,
         .applied_token = evr_token(r->applied, r->applied_root,
                                    r->applied_resp),
         .executing = r->executing,

@@ -256,6 +256,7 @@ struct evr_vr_info {
     bool primary;
     uint64_t op, commit, applied, executed;
     evr_h128 applied_token;
+    evr_h128 applied_root, applied_resp; /* what the token binds */
     bool executing;
 };
 void evr_vr_info(const struct evr_vr *r, struct evr_vr_info *out);

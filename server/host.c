@@ -1,0 +1,796 @@
+/* The replica's state machine over cow_state: host.h gives the design. */
+#include "server/host.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cow_state/cow_state.h"
+#include "executor/executor.h"
+#include "mixer/mixer.h"
+#include "verifier/verifier.h"
+
+/* What a request of the running batch turned out to be. */
+enum run_kind {
+    RUN_EXEC,   /* executed now: response from the executor */
+    RUN_STORED, /* retry of the last executed: the stored reply */
+    RUN_STALE,  /* older than the last executed: EVR_ESTATE */
+    RUN_SAME    /* retry of a request executed earlier in this batch */
+};
+
+struct run_req {
+    enum run_kind kind;
+    uint32_t ref;      /* RUN_EXEC: executor index; RUN_SAME: batch index */
+    int32_t status;    /* RUN_STORED */
+    size_t reply_off;  /* RUN_STORED: in stored */
+    uint32_t reply_len;
+};
+
+/* An executed, unapplied op (ops applied+1 .. applied+nexec). */
+struct exec_op {
+    uint64_t op;
+    evr_h128 root;
+};
+
+struct evr_host {
+    struct evr_host_opts o;
+    char dir[4096];
+    char db_path[4200];
+    struct evr_cow *cow;
+    struct evr_executor *ex;
+    struct evr_mixer *mixer;
+    sqlite3_stmt *lookup, *upsert;
+
+    uint64_t applied;
+    evr_h128 applied_root;
+    struct exec_op *execd; /* ring of depth_max */
+    uint32_t nexec;
+
+    /* the batch of the last execute, until delivered */
+    bool done;
+    uint64_t done_op;
+    uint32_t done_n;
+    evr_h128 done_root;
+    uint32_t cap;
+    struct run_req *run;
+    struct evr_request *reqs;
+    struct evr_cset *csets;
+    struct evr_vr_response *resp;
+    uint64_t *slot_client; /* same-client map of the batch, 2*cap slots */
+    uint32_t *slot_index;
+    struct evr_buf stored;
+
+    struct evr_err broken; /* a failure that left the state unknown */
+};
+
+#define CLIENTS_SCHEMA                                                        \
+    "CREATE TABLE evr_clients(client INTEGER PRIMARY KEY, "                 \
+    "request_no INTEGER NOT NULL, status INTEGER NOT NULL, "                \
+    "reply BLOB NOT NULL)"
+
+/* ------------------------------------------------------------ statements */
+
+static int prepare_stmts(struct evr_host *h, struct evr_err *err)
+{
+    sqlite3 *db = evr_cow_conn_db(evr_cow_seq(h->cow));
+    const char *q1 = "SELECT request_no, status, reply FROM evr_clients "
+                     "WHERE client = ?1";
+    const char *q2 = "INSERT INTO evr_clients VALUES(?1, ?2, ?3, ?4) "
+                     "ON CONFLICT(client) DO UPDATE SET request_no = ?2, "
+                     "status = ?3, reply = ?4";
+    if (sqlite3_prepare_v3(db, q1, -1, SQLITE_PREPARE_PERSISTENT, &h->lookup,
+                           NULL) != SQLITE_OK ||
+        sqlite3_prepare_v3(db, q2, -1, SQLITE_PREPARE_PERSISTENT, &h->upsert,
+                           NULL) != SQLITE_OK) {
+        return evr_err_set(err, EVR_ESCHEMA, "client table of '%s': %s",
+                           h->db_path, sqlite3_errmsg(db));
+    }
+    return 0;
+}
+
+static void finalize_stmts(struct evr_host *h)
+{
+    sqlite3_finalize(h->lookup);
+    sqlite3_finalize(h->upsert);
+    h->lookup = h->upsert = NULL;
+}
+
+static int sql_exec(sqlite3 *db, const char *sql, struct evr_err *err)
+{
+    if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK) {
+        return evr_err_set(err, EVR_ESQL, "%s: %s", sql, sqlite3_errmsg(db));
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------ the batch */
+
+static int grow(struct evr_host *h, uint32_t n, struct evr_err *err)
+{
+    if (n <= h->cap) {
+        return 0;
+    }
+    if (n > EVR_BATCH_SIZE_MAX) {
+        return evr_err_set(err, EVR_ELIMIT, "batch of %u requests", n);
+    }
+    struct run_req *run = realloc(h->run, n * sizeof *run);
+    if (run != NULL) {
+        h->run = run;
+    }
+    struct evr_request *reqs = realloc(h->reqs, n * sizeof *reqs);
+    if (reqs != NULL) {
+        h->reqs = reqs;
+    }
+    struct evr_cset *cs = realloc(h->csets, n * sizeof *cs);
+    if (cs != NULL) {
+        h->csets = cs;
+    }
+    struct evr_vr_response *resp = realloc(h->resp, n * sizeof *resp);
+    if (resp != NULL) {
+        h->resp = resp;
+    }
+    uint64_t *sc = realloc(h->slot_client, 2 * (size_t)n * sizeof *sc);
+    if (sc != NULL) {
+        h->slot_client = sc;
+    }
+    uint32_t *si = realloc(h->slot_index, 2 * (size_t)n * sizeof *si);
+    if (si != NULL) {
+        h->slot_index = si;
+    }
+    if (!run || !reqs || !cs || !resp || !sc || !si) {
+        return evr_err_set(err, EVR_ENOMEM, "batch of %u requests", n);
+    }
+    h->cap = n;
+    return 0;
+}
+
+/* Index of the latest request of `client` earlier in the batch, or
+ * UINT32_MAX; records i as the latest. Open addressing over 2n slots. */
+static uint32_t same_client(struct evr_host *h, uint32_t n, uint64_t client,
+                            uint32_t i)
+{
+    size_t slots = 2 * (size_t)n;
+    size_t s = (size_t)((client * 0x9e3779b97f4a7c15ull) % slots);
+    while (h->slot_index[s] != UINT32_MAX && h->slot_client[s] != client) {
+        s = (s + 1) % slots;
+    }
+    uint32_t prev = h->slot_index[s];
+    h->slot_client[s] = client;
+    h->slot_index[s] = i;
+    return prev;
+}
+
+/* Sorts request i into the client table rule's cases (host.h). */
+static int classify_req(struct evr_host *h, const struct evr_vr_batch *b,
+                        uint32_t i, uint32_t *nexec, struct evr_err *err)
+{
+    const struct evr_vr_req *q = &b->req[i];
+    struct run_req *r = &h->run[i];
+    uint32_t prev = same_client(h, b->n, q->client, i);
+    if (prev != UINT32_MAX) {
+        uint64_t last = b->req[prev].request_no;
+        if (q->request_no > last) {
+            goto exec;
+        }
+        r->kind = q->request_no == last ? RUN_SAME : RUN_STALE;
+        r->ref = prev;
+        return 0;
+    }
+    sqlite3_bind_int64(h->lookup, 1, (int64_t)q->client);
+    int rc = sqlite3_step(h->lookup);
+    if (rc == SQLITE_ROW) {
+        uint64_t last = (uint64_t)sqlite3_column_int64(h->lookup, 0);
+        if (q->request_no <= last) {
+            r->kind = q->request_no == last ? RUN_STORED : RUN_STALE;
+            r->status = sqlite3_column_int(h->lookup, 1);
+            r->reply_len = (uint32_t)sqlite3_column_bytes(h->lookup, 2);
+            r->reply_off = h->stored.len;
+            const void *p = sqlite3_column_blob(h->lookup, 2);
+            rc = evr_buf_put(&h->stored, p, r->reply_len);
+            sqlite3_reset(h->lookup);
+            return rc == 0 ? 0
+                           : evr_err_set(err, rc, "stored reply of %u bytes",
+                                         r->reply_len);
+        }
+    } else if (rc != SQLITE_DONE) {
+        sqlite3_reset(h->lookup);
+        return evr_err_set(err, EVR_ESQL, "client table lookup: %s",
+                           sqlite3_errstr(rc));
+    }
+    sqlite3_reset(h->lookup);
+exec:
+    r->kind = RUN_EXEC;
+    r->ref = *nexec;
+    h->reqs[*nexec] = (struct evr_request){q->data, q->len};
+    h->o.app->ops->classify(h->o.app->impl, q->data, q->len,
+                            &h->csets[*nexec]);
+    (*nexec)++;
+    return 0;
+}
+
+/* Writes the client rows of the executed requests (inside the batch). */
+static int write_clients(struct evr_host *h, const struct evr_vr_batch *b,
+                         struct evr_err *err)
+{
+    sqlite3 *db = evr_cow_conn_db(evr_cow_seq(h->cow));
+    const struct evr_response *er = evr_executor_responses(h->ex);
+    int rc = sql_exec(db, "BEGIN", err);
+    for (uint32_t i = 0; rc == 0 && i < b->n; i++) {
+        if (h->run[i].kind != RUN_EXEC) {
+            continue;
+        }
+        const struct evr_response *x = &er[h->run[i].ref];
+        sqlite3_bind_int64(h->upsert, 1, (int64_t)b->req[i].client);
+        sqlite3_bind_int64(h->upsert, 2, (int64_t)b->req[i].request_no);
+        sqlite3_bind_int(h->upsert, 3, x->status);
+        sqlite3_bind_blob(h->upsert, 4, x->body.data ? (void *)x->body.data
+                                                     : (void *)"",
+                          (int)x->body.len, SQLITE_STATIC);
+        int src = sqlite3_step(h->upsert);
+        sqlite3_reset(h->upsert);
+        if (src != SQLITE_DONE) {
+            rc = evr_err_set(err, EVR_ESQL, "client table write: %s",
+                             sqlite3_errmsg(db));
+        }
+    }
+    if (rc == 0) {
+        return sql_exec(db, "COMMIT", err);
+    }
+    sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}
+
+/* Responses of the whole batch in batch order (the core digests them). */
+static void collect_responses(struct evr_host *h, uint32_t n)
+{
+    const struct evr_response *er = evr_executor_responses(h->ex);
+    for (uint32_t i = 0; i < n; i++) {
+        const struct run_req *r = &h->run[i];
+        struct evr_vr_response *o = &h->resp[i];
+        switch (r->kind) {
+        case RUN_EXEC:
+            o->status = er[r->ref].status;
+            o->len = (uint32_t)er[r->ref].body.len;
+            o->data = er[r->ref].body.data;
+            break;
+        case RUN_STORED:
+            o->status = r->status;
+            o->len = r->reply_len;
+            o->data = h->stored.data + r->reply_off;
+            break;
+        case RUN_SAME:
+            assert(r->ref < i);
+            *o = h->resp[r->ref];
+            break;
+        case RUN_STALE:
+            *o = (struct evr_vr_response){EVR_ESTATE, 0, NULL};
+            break;
+        }
+    }
+}
+
+static int run_batch(struct evr_host *h, const struct evr_vr_batch *b,
+                     bool sequential, uint32_t nexec, evr_h128 *root,
+                     struct evr_err *err)
+{
+    struct evr_batch eb = {.op = b->op, .timestamp_us = b->timestamp_us,
+                           .seed = b->seed, .n = nexec, .req = h->reqs,
+                           .csets = h->csets};
+    int rc = evr_cow_batch_begin(h->cow, b->op, err);
+    if (rc != 0) {
+        return rc;
+    }
+    if (nexec > 0 && sequential) {
+        rc = evr_executor_run_sequential(h->ex, &eb, NULL, err);
+    } else if (nexec > 0) {
+        struct evr_plan plan;
+        rc = evr_mixer_plan(h->mixer, h->csets, nexec, &plan, err);
+        rc = rc ? rc : evr_executor_run_parallel(h->ex, &eb, &plan, err);
+    }
+    rc = rc ? rc : write_clients(h, b, err);
+    rc = rc ? rc : evr_cow_batch_end(h->cow, root, err);
+    if (rc != 0 && evr_cow_capturing(h->cow)) {
+        struct evr_err rb;
+        if (evr_cow_rollback(h->cow, b->op, &rb) != 0) {
+            evr_err_set(&h->broken, rb.code, "op %" PRIu64 ": rolling back "
+                        "after a failure: %s", b->op, rb.msg);
+        }
+    }
+    return rc;
+}
+
+static int host_execute(void *data, const struct evr_vr_batch *b,
+                        bool sequential, struct evr_err *err)
+{
+    struct evr_host *h = data;
+    assert(!h->done);
+    assert(h->nexec < h->o.depth_max);
+    if (h->broken.code != 0) {
+        return evr_err_set(err, h->broken.code, "%s", h->broken.msg);
+    }
+    int rc = grow(h, b->n > 0 ? b->n : 1, err);
+    if (rc != 0) {
+        return rc;
+    }
+    evr_buf_reset(&h->stored);
+    memset(h->slot_index, 0xff, 2 * (size_t)b->n * sizeof *h->slot_index);
+    uint32_t nexec = 0;
+    for (uint32_t i = 0; rc == 0 && i < b->n; i++) {
+        rc = classify_req(h, b, i, &nexec, err);
+    }
+    evr_h128 root;
+    rc = rc ? rc : run_batch(h, b, sequential, nexec, &root, err);
+    if (rc != 0) {
+        return rc;
+    }
+    collect_responses(h, b->n);
+    h->execd[h->nexec++] = (struct exec_op){b->op, root};
+    h->done = true;
+    h->done_op = b->op;
+    h->done_n = b->n;
+    h->done_root = root;
+    return 0;
+}
+
+bool evr_host_deliver(struct evr_host *h, struct evr_vr *r)
+{
+    if (!h->done) {
+        return false;
+    }
+    h->done = false;
+    evr_vr_executed(r, h->done_op, h->done_root, h->resp, h->done_n);
+    return true;
+}
+
+/* ------------------------------------------------------------ commit */
+
+static int host_commit(void *data, uint64_t op, struct evr_err *err)
+{
+    struct evr_host *h = data;
+    assert(h->nexec > 0);
+    assert(h->execd[0].op == op);
+    int rc = evr_cow_commit(h->cow, op, err);
+    if (rc != 0) {
+        return rc;
+    }
+    h->applied = op;
+    h->applied_root = h->execd[0].root;
+    memmove(h->execd, h->execd + 1, (h->nexec - 1) * sizeof *h->execd);
+    h->nexec--;
+    return 0;
+}
+
+static int host_rollback(void *data, uint64_t op, struct evr_err *err)
+{
+    struct evr_host *h = data;
+    assert(op > h->applied);
+    assert(!h->done);
+    if (h->broken.code != 0) {
+        return evr_err_set(err, h->broken.code, "%s", h->broken.msg);
+    }
+    int rc = evr_cow_rollback(h->cow, op, err);
+    if (rc != 0) {
+        return rc;
+    }
+    while (h->nexec > 0 && h->execd[h->nexec - 1].op >= op) {
+        h->nexec--;
+    }
+    return 0;
+}
+
+static int host_delta_export(void *data, uint64_t op, struct evr_buf *out,
+                             struct evr_err *err)
+{
+    struct evr_host *h = data;
+    return evr_cow_delta_export(h->cow, op, out, err);
+}
+
+static int host_delta_apply(void *data, uint64_t op, const void *p,
+                            size_t len, evr_h128 *root, struct evr_err *err)
+{
+    struct evr_host *h = data;
+    assert(h->nexec < h->o.depth_max);
+    int rc = evr_cow_delta_apply(h->cow, op, p, len, err);
+    if (rc != 0) {
+        return rc;
+    }
+    *root = evr_cow_digest(h->cow);
+    h->execd[h->nexec++] = (struct exec_op){op, *root};
+    return 0;
+}
+
+/* ------------------------------------------------------------ snapshots */
+
+static int read_whole(const char *path, struct evr_buf *out,
+                      struct evr_err *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return evr_err_set(err, EVR_EIO, "%s: %s", path, strerror(errno));
+    }
+    int rc = 0;
+    char chunk[65536];
+    for (;;) {
+        ssize_t k = read(fd, chunk, sizeof chunk);
+        if (k < 0 && errno == EINTR) {
+            continue;
+        }
+        if (k < 0) {
+            rc = evr_err_set(err, EVR_EIO, "%s: %s", path, strerror(errno));
+        } else if (k > 0) {
+            rc = evr_buf_put(out, chunk, (size_t)k);
+            if (rc != 0) {
+                evr_err_set(err, rc, "%s: snapshot too large", path);
+            }
+        }
+        if (k <= 0 || rc != 0) {
+            break;
+        }
+    }
+    close(fd);
+    return rc;
+}
+
+static int write_whole(const char *path, const void *p, size_t len,
+                       struct evr_err *err)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        return evr_err_set(err, EVR_EIO, "%s: %s", path, strerror(errno));
+    }
+    const uint8_t *b = p;
+    while (len > 0) {
+        ssize_t k = write(fd, b, len);
+        if (k < 0 && errno == EINTR) {
+            continue;
+        }
+        if (k < 0) {
+            int e = errno;
+            close(fd);
+            return evr_err_set(err, e == ENOSPC ? EVR_ENOSPC : EVR_EIO,
+                               "%s: %s", path, strerror(e));
+        }
+        b += k;
+        len -= (size_t)k;
+    }
+    if (fsync(fd) != 0 || close(fd) != 0) {
+        return evr_err_set(err, EVR_EIO, "%s: %s", path, strerror(errno));
+    }
+    return 0;
+}
+
+/* Puts back the executed ops whose deltas are in d (after a rollback). */
+static int reapply(struct evr_host *h, struct evr_buf *d, uint32_t n,
+                   struct evr_err *err)
+{
+    for (uint32_t k = 0; k < n; k++) {
+        int rc = evr_cow_delta_apply(h->cow, h->execd[k].op, d[k].data,
+                                     d[k].len, err);
+        if (rc == 0 &&
+            !evr_h128_eq(evr_cow_digest(h->cow), h->execd[k].root)) {
+            rc = evr_err_set(err, EVR_EMISMATCH, "op %" PRIu64 " differs "
+                             "after re-applying its delta", h->execd[k].op);
+        }
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+static int export_applied(struct evr_host *h, struct evr_buf *out,
+                          evr_h128 *root, struct evr_err *err)
+{
+    char path[4300];
+    snprintf(path, sizeof path, "%s/snapshot.out", h->dir);
+    int rc = evr_cow_snapshot_export(h->cow, path, err);
+    *root = evr_cow_digest(h->cow);
+    rc = rc ? rc : read_whole(path, out, err);
+    unlink(path);
+    return rc;
+}
+
+static int host_snapshot_export(void *data, struct evr_buf *out,
+                                evr_h128 *root, struct evr_err *err)
+{
+    struct evr_host *h = data;
+    assert(!h->done);
+    uint32_t n = h->nexec;
+    struct evr_buf *d = calloc(n ? n : 1, sizeof *d);
+    if (d == NULL) {
+        return evr_err_set(err, EVR_ENOMEM, "snapshot deltas");
+    }
+    int rc = 0;
+    for (uint32_t k = 0; k < n; k++) {
+        evr_buf_init(&d[k], SIZE_MAX);
+        rc = rc ? rc : evr_cow_delta_export(h->cow, h->execd[k].op, &d[k], err);
+    }
+    if (rc == 0 && n > 0) {
+        rc = evr_cow_rollback(h->cow, h->applied + 1, err);
+        if (rc != 0) {
+            evr_err_set(&h->broken, rc, "snapshot: %s", err->msg);
+        }
+    }
+    bool rolled = rc == 0 && n > 0;
+    rc = rc ? rc : export_applied(h, out, root, err);
+    if (rolled) {
+        struct evr_err e2;
+        if (reapply(h, d, n, &e2) != 0) {
+            evr_err_set(&h->broken, e2.code, "snapshot: re-applying "
+                        "executed ops: %s", e2.msg);
+            rc = rc ? rc : evr_err_set(err, e2.code, "%s", e2.msg);
+        }
+    }
+    for (uint32_t k = 0; k < n; k++) {
+        evr_buf_free(&d[k]);
+    }
+    free(d);
+    return rc;
+}
+
+static int reopen_executor(struct evr_host *h, struct evr_err *err)
+{
+    int rc = evr_executor_new(h->cow, h->o.app, h->o.batch_size_max, &h->ex,
+                              err);
+    return rc ? rc : prepare_stmts(h, err);
+}
+
+static int host_snapshot_import(void *data, uint64_t op, const void *p,
+                                size_t len, evr_h128 *root,
+                                struct evr_err *err)
+{
+    struct evr_host *h = data;
+    assert(!h->done);
+    assert(h->nexec == 0);
+    char path[4300];
+    snprintf(path, sizeof path, "%s/snapshot.in", h->dir);
+    int rc = write_whole(path, p, len, err);
+    if (rc != 0) {
+        return rc;
+    }
+    finalize_stmts(h);
+    evr_executor_free(h->ex);
+    h->ex = NULL;
+    rc = evr_cow_snapshot_import(h->cow, path, err);
+    unlink(path);
+    struct evr_err e2;
+    if (reopen_executor(h, &e2) != 0) {
+        evr_err_set(&h->broken, e2.code, "after a snapshot: %s", e2.msg);
+        return rc ? rc : evr_err_set(err, e2.code, "%s", e2.msg);
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    *root = evr_cow_digest(h->cow);
+    h->applied = op;
+    h->applied_root = *root;
+    return 0;
+}
+
+struct evr_vr_host evr_host_table(struct evr_host *h)
+{
+    return (struct evr_vr_host){
+        .data = h,
+        .execute = host_execute,
+        .rollback = host_rollback,
+        .commit = host_commit,
+        .delta_export = host_delta_export,
+        .delta_apply = host_delta_apply,
+        .snapshot_export = host_snapshot_export,
+        .snapshot_import = host_snapshot_import,
+    };
+}
+
+evr_h128 evr_host_applied_root(const struct evr_host *h)
+{
+    return h->applied_root;
+}
+
+const char *evr_host_db_path(const struct evr_host *h)
+{
+    return h->db_path;
+}
+
+/* ------------------------------------------------------------ open, close */
+
+static bool exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+static void path_in(const struct evr_host *h, const char *name, char *out,
+                    size_t n)
+{
+    snprintf(out, n, "%s/%s", h->dir, name);
+}
+
+/* DIR/clean-stop: "evr-clean-stop 1\n<op> <root hex> <resp hex>\n". */
+static int read_clean_stop(const char *path, struct evr_vr_applied *a,
+                           struct evr_err *err)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        return evr_err_set(err, EVR_EIO, "%s: %s", path, strerror(errno));
+    }
+    char root[40], resp[40];
+    unsigned long long op;
+    int k = fscanf(f, "evr-clean-stop 1 %llu %36s %36s", &op, root, resp);
+    fclose(f);
+    if (k != 3 || !evr_h128_from_hex(root, &a->root) ||
+        !evr_h128_from_hex(resp, &a->resp_digest)) {
+        return evr_err_set(err, EVR_ECORRUPT, "%s: not a clean-stop record",
+                           path);
+    }
+    a->op = op;
+    return 0;
+}
+
+static int write_clean_stop(const struct evr_host *h, evr_h128 resp,
+                            struct evr_err *err)
+{
+    char path[4300], tmp[4400], text[160], root_hex[33], resp_hex[33];
+    path_in(h, "clean-stop", path, sizeof path);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    evr_h128_to_hex(h->applied_root, root_hex);
+    evr_h128_to_hex(resp, resp_hex);
+    int n = snprintf(text, sizeof text, "evr-clean-stop 1\n%llu %s %s\n",
+                     (unsigned long long)h->applied, root_hex, resp_hex);
+    int rc = write_whole(tmp, text, (size_t)n, err);
+    if (rc == 0 && rename(tmp, path) != 0) {
+        rc = evr_err_set(err, EVR_EIO, "%s: %s", path, strerror(errno));
+    }
+    return rc;
+}
+
+/* Creates state.db: the application's start state and the client table. */
+static int populate(struct evr_host *h, struct evr_err *err)
+{
+    char tmp[4300];
+    snprintf(tmp, sizeof tmp, "%s.new", h->db_path);
+    unlink(tmp);
+    int rc = evr_app_populate_file(h->o.app, tmp, err);
+    if (rc != 0) {
+        return rc;
+    }
+    sqlite3 *db = NULL;
+    if (sqlite3_open_v2(tmp, &db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
+        rc = evr_err_set(err, EVR_ESQL, "%s: %s", tmp, sqlite3_errmsg(db));
+    }
+    rc = rc ? rc : sql_exec(db, CLIENTS_SCHEMA, err);
+    rc = rc ? rc : sql_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", err);
+    sqlite3_close(db);
+    if (rc == 0 && rename(tmp, h->db_path) != 0) {
+        rc = evr_err_set(err, EVR_EIO, "%s: %s", h->db_path, strerror(errno));
+    }
+    return rc;
+}
+
+static void remove_db(const struct evr_host *h)
+{
+    static const char *const suffix[] = {"", "-wal", "-shm"};
+    for (int i = 0; i < 3; i++) {
+        char p[4300];
+        snprintf(p, sizeof p, "%s%s", h->db_path, suffix[i]);
+        unlink(p);
+    }
+}
+
+/* Finds or makes state.db (host.h) and says which start this is. */
+static int prepare_db(struct evr_host *h, enum evr_host_start *start,
+                      struct evr_vr_applied *a, struct evr_err *err)
+{
+    char marker[4300];
+    path_in(h, "clean-stop", marker, sizeof marker);
+    *a = (struct evr_vr_applied){0};
+    if (exists(h->db_path) && exists(marker)) {
+        *start = EVR_HOST_CLEAN;
+        return read_clean_stop(marker, a, err);
+    }
+    *start = exists(h->db_path) ? EVR_HOST_RESET : EVR_HOST_NEW;
+    if (*start == EVR_HOST_RESET && h->o.keep_unclean) {
+        *start = EVR_HOST_KEPT;
+        return 0;
+    }
+    remove_db(h);
+    return populate(h, err);
+}
+
+static int open_state(struct evr_host *h, struct evr_err *err)
+{
+    struct evr_cow_opts co;
+    evr_cow_opts_default(&co, h->db_path, h->o.threads - 1);
+    co.capture = h->o.capture;
+    co.depth_max = (int)h->o.depth_max;
+    int rc = evr_cow_open(&co, &h->cow, err);
+    rc = rc ? rc : evr_mixer_new(h->o.batch_size_max, &h->mixer, err);
+    return rc ? rc : reopen_executor(h, err);
+}
+
+int evr_host_open(const struct evr_host_opts *o, struct evr_host **out,
+                  enum evr_host_start *start, struct evr_vr_applied *applied,
+                  struct evr_err *err)
+{
+    assert(o->threads >= 1);
+    assert(o->depth_max >= 1 && o->depth_max <= EVR_HOST_DEPTH_MAX);
+    *out = NULL;
+    evr_sqlite_setup();
+    struct evr_host *h = calloc(1, sizeof *h);
+    if (h == NULL) {
+        return evr_err_set(err, EVR_ENOMEM, "host");
+    }
+    h->o = *o;
+    snprintf(h->dir, sizeof h->dir, "%s", o->dir);
+    snprintf(h->db_path, sizeof h->db_path, "%s/state.db", o->dir);
+    evr_buf_init(&h->stored, (size_t)EVR_BATCH_SIZE_MAX * 16u << 20);
+    h->execd = calloc(o->depth_max, sizeof *h->execd);
+    int rc = h->execd ? 0 : evr_err_set(err, EVR_ENOMEM, "host");
+    if (rc == 0 && mkdir(o->dir, 0755) != 0 && errno != EEXIST) {
+        rc = evr_err_set(err, EVR_EIO, "data directory '%s': %s", o->dir,
+                         strerror(errno));
+    }
+    rc = rc ? rc : prepare_db(h, start, applied, err);
+    rc = rc ? rc : open_state(h, err);
+    if (rc == 0 && *start != EVR_HOST_CLEAN) {
+        applied->root = evr_cow_digest(h->cow);
+    }
+    if (rc == 0 && !evr_h128_eq(applied->root, evr_cow_digest(h->cow))) {
+        rc = evr_err_set(err, EVR_EMISMATCH, "%s does not match its "
+                         "clean-stop record (changed since?); remove the "
+                         "directory to rejoin from the other replicas",
+                         h->db_path);
+    }
+    if (rc == 0 && *start == EVR_HOST_CLEAN) {
+        char marker[4300];
+        path_in(h, "clean-stop", marker, sizeof marker);
+        if (unlink(marker) != 0) {
+            rc = evr_err_set(err, EVR_EIO, "%s: %s", marker, strerror(errno));
+        }
+    }
+    if (rc != 0) {
+        evr_host_close(h, NULL);
+        return rc;
+    }
+    h->applied = applied->op;
+    h->applied_root = applied->root;
+    *out = h;
+    return 0;
+}
+
+void evr_host_close(struct evr_host *h, const evr_h128 *applied_resp)
+{
+    if (h == NULL) {
+        return;
+    }
+    struct evr_err err = {0};
+    int rc = h->broken.code;
+    if (rc == 0 && h->cow != NULL && evr_cow_uncommitted(h->cow) > 0) {
+        rc = evr_cow_capturing(h->cow)
+                 ? evr_cow_rollback(h->cow, h->applied + 1, &err)
+                 : EVR_ESTATE;
+    }
+    if (rc == 0 && h->cow != NULL && applied_resp != NULL) {
+        rc = write_clean_stop(h, *applied_resp, &err);
+    }
+    finalize_stmts(h);
+    evr_executor_free(h->ex);
+    evr_mixer_free(h->mixer);
+    if (h->cow != NULL) {
+        evr_cow_close(h->cow);
+    }
+    evr_buf_free(&h->stored);
+    free(h->execd);
+    free(h->run);
+    free(h->reqs);
+    free(h->csets);
+    free(h->resp);
+    free(h->slot_client);
+    free(h->slot_index);
+    free(h);
+}

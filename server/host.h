@@ -1,0 +1,102 @@
+/*
+ * server/host — the replica's state machine behind struct evr_vr_host: an
+ * application's SQLite database in cow_state, run by the executor and the
+ * mixer, with the client table inside the replicated state.
+ *
+ * Client table. The database holds, beside the application's tables,
+ *
+ *     evr_clients(client INTEGER PRIMARY KEY,   -- client id (u64 as i64)
+ *                 request_no INTEGER NOT NULL,  -- last executed
+ *                 status INTEGER NOT NULL,      -- its response
+ *                 reply BLOB NOT NULL)
+ *
+ * written inside each batch on the sequential connection, after the
+ * application's requests ran, so it is captured, digested, rolled back,
+ * exported in deltas and snapshots like every other row. Per request, in
+ * batch order (vr.h's client table rule): request_no <= the row's is not
+ * executed — its response is the stored reply when equal, else status
+ * EVR_ESTATE and no body; anything newer executes and replaces the row.
+ * The table grows by one row per client id ever seen; it is not trimmed
+ * (a limit to lift with a deterministic, batch-stamped expiry).
+ *
+ * Execution is synchronous: execute() runs the whole batch on the calling
+ * thread (the executor's worker 0) and its pool, and leaves the result for
+ * evr_host_deliver(), which the server calls once the core's call returned
+ * (the core forbids evr_vr_executed from inside execute).
+ *
+ * Snapshots of the applied state while batches wait uncommitted: their
+ * deltas are exported, they are rolled back, the file is written, and the
+ * deltas are applied again — exact, since a delta carries the final images
+ * and checks its base and result roots.
+ *
+ * Threads: one (the server's loop thread), plus the executor's pool inside
+ * execute.
+ */
+#ifndef EVR_SERVER_HOST_H
+#define EVR_SERVER_HOST_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "common/hash.h"
+#include "replication/vr.h"
+#include "workloads/app.h"
+
+#define EVR_HOST_DEPTH_MAX 1024 /* executed, unapplied ops tracked */
+
+struct evr_host_opts {
+    const char *dir;          /* data directory; state.db lives there */
+    const struct evr_app *app;/* borrowed; outlives the host */
+    int threads;              /* executor threads, 1..EVR_COW_WORKERS_MAX */
+    uint32_t batch_size_max;
+    uint32_t depth_max;       /* uncommitted batches (the core's depth) */
+    bool capture;             /* false only for a replica alone (no
+                                 verification, no rollback) */
+    bool keep_unclean;        /* keep a file left without a clean stop (a
+                                 replica alone: what it holds is all that
+                                 was ever committed) */
+};
+
+struct evr_host;
+
+/* How the host found its directory (evr_host_open). */
+enum evr_host_start {
+    EVR_HOST_NEW,       /* populated now: a first start */
+    EVR_HOST_CLEAN,     /* state of a clean stop, applied op known */
+    EVR_HOST_RESET,     /* restart without a clean stop: repopulated */
+    EVR_HOST_KEPT       /* restart without a clean stop, file kept
+                           (keep_unclean); ops count from 0 again */
+};
+
+/*
+ * Opens (or creates) DIR/state.db. A database left by a clean stop
+ * (DIR/clean-stop names its applied op, root and response digest) is kept;
+ * one without that record may hold speculative batches and is replaced by
+ * the populated start state (the replica recovers the rest from its
+ * peers). The record is removed once read, so a later crash is not taken
+ * for a clean stop.
+ */
+int evr_host_open(const struct evr_host_opts *o, struct evr_host **out,
+                  enum evr_host_start *start, struct evr_vr_applied *applied,
+                  struct evr_err *err);
+
+/* Rolls back what is not applied and closes; with applied_resp (the
+ * response digest of the applied op, from the core) it also writes
+ * DIR/clean-stop so that the next start keeps the file. NULL h is
+ * ignored. */
+void evr_host_close(struct evr_host *h, const evr_h128 *applied_resp);
+
+/* The table for evr_vr_new. */
+struct evr_vr_host evr_host_table(struct evr_host *h);
+
+/* Reports a finished execution to r; false if none waits. */
+bool evr_host_deliver(struct evr_host *h, struct evr_vr *r);
+
+/* State root after the newest applied op. */
+evr_h128 evr_host_applied_root(const struct evr_host *h);
+
+/* Path of the database file (for logs). */
+const char *evr_host_db_path(const struct evr_host *h);
+
+#endif
