@@ -47,12 +47,13 @@ HELPER_OBJS := $(patsubst %.c,$(O)/obj/%.o,$(wildcard tests/unit/helpers/*.c))
 TEST_BINS := $(patsubst tests/unit/%.c,$(O)/tests/%,\
                $(wildcard tests/unit/test_*.c))
 SIM_OBJS := $(patsubst %.c,$(O)/obj/%.o,$(wildcard tests/sim/*.c))
+NET_TOOLS := $(patsubst tests/net/%.c,$(O)/tests/evr-%,$(wildcard tests/net/*.c))
 SEEDS ?= 100
 SEED_START ?= 1
 
 .PHONY: all test bench sim clean
 .SECONDARY:
-all: $(O)/evr $(O)/evr-sim $(TEST_BINS)
+all: $(O)/evr $(O)/evr-sim $(TEST_BINS) $(NET_TOOLS)
 
 $(O)/obj/%.o: %.c | $(O)/config.mk
 	@mkdir -p $(@D)
@@ -72,6 +73,12 @@ $(O)/tests/test_%: $(O)/obj/tests/unit/test_%.o $(HELPER_OBJS) $(O)/libevr.a
 	@mkdir -p $(@D)
 	@echo "  LD $@"
 	@$(CC) $(LDFLAGS) -o $@ $^ $(DEPS_LIBS) $(CMOCKA_LIBS) -lm
+
+# Network test tools (tests/net/NAME.c -> build/tests/evr-NAME).
+$(O)/tests/evr-%: $(O)/obj/tests/net/%.o $(O)/libevr.a
+	@mkdir -p $(@D)
+	@echo "  LD $@"
+	@$(CC) $(LDFLAGS) -o $@ $^ $(DEPS_LIBS) -lm
 
 $(O)/evr-sim: $(SIM_OBJS) $(O)/libevr.a
 	@echo "  LD $@"

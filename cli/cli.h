@@ -19,6 +19,7 @@ int evr_cmd_digest(int argc, char **argv);
 int evr_cmd_populate(int argc, char **argv);
 int evr_cmd_bench_exec(int argc, char **argv);
 int evr_cmd_serve(int argc, char **argv);
+int evr_cmd_cluster(int argc, char **argv);
 
 /* ---------------------------------------------------------------- options
  *

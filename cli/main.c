@@ -11,6 +11,7 @@ static void usage(FILE *f)
             "usage: evr <command> [options]\n"
             "\n"
             "commands:\n"
+            "  cluster      run a local cluster per mode, load it, compare\n"
             "  serve        run one replica of a cluster (or one alone)\n"
             "  bench-exec   execute generated batches sequentially and in "
             "parallel on one\n"
@@ -45,6 +46,9 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "populate") == 0) {
         return evr_cmd_populate(argc - 2, argv + 2);
+    }
+    if (strcmp(cmd, "cluster") == 0) {
+        return evr_cmd_cluster(argc - 2, argv + 2);
     }
     if (strcmp(cmd, "serve") == 0) {
         return evr_cmd_serve(argc - 2, argv + 2);

@@ -169,7 +169,7 @@ static void pump(struct server *s)
 
 static void tick(struct server *s)
 {
-    if (s->stopping) {
+    if (s->stopping || s->vr == NULL) {
         return;
     }
     evr_vr_tick(s->vr, uv_now(&s->loop));
@@ -247,7 +247,7 @@ static bool on_frame(void *data, struct net_conn *c,
                      size_t len)
 {
     struct server *s = data;
-    if (s->stopping) {
+    if (s->stopping || s->vr == NULL) {
         return true;
     }
     if (h->type == EVR_MSG_STATUS) {
@@ -352,12 +352,15 @@ static int vr_config(const struct evr_server_opts *o,
     return evr_vr_config_check(cfg, err);
 }
 
-static int open_replica(struct server *s, struct evr_err *err)
+/* Checks the options and opens the host; *recovering says how the core
+ * must start. */
+static int open_host(struct server *s, struct evr_vr_config *cfg,
+                     struct evr_vr_applied *applied, bool *recovering,
+                     struct evr_err *err)
 {
     const struct evr_server_opts *o = s->o;
-    struct evr_vr_config cfg;
     bool restart = false;
-    int rc = vr_config(o, &cfg, err);
+    int rc = vr_config(o, cfg, err);
     rc = rc ? rc : check_identity(s, &restart, err);
     struct evr_host_opts ho = {
         .dir = o->dir, .app = o->app, .threads = o->threads,
@@ -366,8 +369,7 @@ static int open_replica(struct server *s, struct evr_err *err)
         .capture = o->mode != EVR_SERVER_UNREPLICATED,
         .keep_unclean = o->mode == EVR_SERVER_UNREPLICATED};
     enum evr_host_start start;
-    struct evr_vr_applied applied;
-    rc = rc ? rc : evr_host_open(&ho, &s->host, &start, &applied, err);
+    rc = rc ? rc : evr_host_open(&ho, &s->host, &start, applied, err);
     if (rc != 0) {
         return rc;
     }
@@ -375,17 +377,24 @@ static int open_replica(struct server *s, struct evr_err *err)
         "populated", "kept from a clean stop", "repopulated (no clean stop)",
         "kept (no clean stop; a replica alone keeps what it committed)"};
     char root[33];
-    evr_h128_to_hex(applied.root, root);
-    bool recovering = restart && o->mode != EVR_SERVER_UNREPLICATED;
+    evr_h128_to_hex(applied->root, root);
+    *recovering = restart && o->mode != EVR_SERVER_UNREPLICATED;
     slog(s, EVR_LOG_INFO, "%s: %s, applied op %llu, state %s%s",
          evr_host_db_path(s->host), how[start],
-         (unsigned long long)applied.op, root,
-         recovering ? "; recovering from the other replicas" : "");
+         (unsigned long long)applied->op, root,
+         *recovering ? "; recovering from the other replicas" : "");
+    return 0;
+}
+
+static int start_core(struct server *s, const struct evr_vr_config *cfg,
+                      const struct evr_vr_applied *applied, bool recovering,
+                      struct evr_err *err)
+{
     struct evr_vr_io io = {.data = s, .send = io_send, .reply = io_reply,
                            .time_us = io_time_us, .random = io_random,
                            .log = io_log};
     struct evr_vr_host host = evr_host_table(s->host);
-    return evr_vr_new(&cfg, &io, &host, &applied, recovering,
+    return evr_vr_new(cfg, &io, &host, applied, recovering,
                       uv_now(&s->loop), &s->vr, err);
 }
 
@@ -434,9 +443,14 @@ int evr_server_run(const struct evr_server_opts *o, struct evr_err *err)
     evr_rng_seed(&s->rng, seed);
     evr_buf_init(&s->status_out, 1u << 16);
     uv_loop_init(&s->loop);
-    int rc = open_replica(s, err);
+    struct evr_vr_config cfg;
+    struct evr_vr_applied applied;
+    bool recovering;
+    int rc = open_host(s, &cfg, &applied, &recovering, err);
     if (rc == 0) {
+        /* the network first: the core sends from evr_vr_new on */
         rc = start_loop(s, err);
+        rc = rc ? rc : start_core(s, &cfg, &applied, recovering, err);
         if (rc != 0) {
             stop(s);
         }
