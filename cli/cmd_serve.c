@@ -34,7 +34,7 @@ static void help(void)
         "  --depth K             batches in flight, uncommitted (8)\n"
         "  --heartbeat-ms M      primary's idle COMMIT interval (20)\n"
         "  --view-timeout-ms M   silence from the primary before a view\n"
-        "                        change (300)\n"
+        "                        change (1000)\n"
         "  --verify-timeout-ms M votes missing this long: roll back (200)\n"
         "  --connections-max N   open connections at most (1024)\n"
         "  --log-level L         error, warn, info or debug (info)\n"

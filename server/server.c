@@ -19,6 +19,9 @@
 #include "server/net.h"
 
 #define TICK_MS 1
+/* A loop iteration this long (a batch, a snapshot, the machine) is worth a
+ * warning: backups start a view change after view_timeout_ms of it. */
+#define STALL_WARN_NS (100 * 1000000ull)
 #define STATUS_BODY_MAX 0 /* a STATUS frame has no body */
 #define BODY_MAX ((size_t)64 << 20)
 
@@ -33,6 +36,7 @@ struct server {
     struct evr_rng rng;
     struct evr_buf status_out;
     bool stopping;
+    uint64_t last_tick_ns;
     struct evr_err failure;
 };
 
@@ -81,7 +85,7 @@ void evr_server_opts_default(struct evr_server_opts *o)
         .batch_delay_ms = 0,
         .depth_max = 8,
         .heartbeat_ms = 20,
-        .view_timeout_ms = 300,
+        .view_timeout_ms = 1000,
         .verify_timeout_ms = 200,
         .connections_max = 1024,
         .out_bytes_max = 256u << 20,
@@ -178,7 +182,14 @@ static void tick(struct server *s)
 
 static void on_tick(uv_timer_t *t)
 {
-    tick(t->data);
+    struct server *s = t->data;
+    uint64_t now = uv_hrtime();
+    if (s->last_tick_ns != 0 && now - s->last_tick_ns > STALL_WARN_NS) {
+        slog(s, EVR_LOG_WARN, "loop stalled %.1f ms",
+             (now - s->last_tick_ns) / 1e6);
+    }
+    s->last_tick_ns = now;
+    tick(s);
 }
 
 static void on_read_done(void *data)

@@ -85,7 +85,7 @@ struct evr_server_opts {
 
 /* Defaults for everything but addresses, dir and app: eve, 2 threads,
  * batches of 128 cut as soon as the pipeline has room (delay 0), depth 8,
- * heartbeat 20 ms, view timeout 300 ms, verify timeout 200 ms, 1024
+ * heartbeat 20 ms, view timeout 1 s, verify timeout 200 ms, 1024
  * connections, 256 MiB of output per connection, 65536 routes, info. */
 void evr_server_opts_default(struct evr_server_opts *o);
 
