@@ -928,6 +928,21 @@ static void test_get_snapshot_served(void **state)
     assert_true(c->offset == 64 && c->len == SNAP_BYTES - 64);
     assert_memory_equal(c->data, W.snap + 64, SNAP_BYTES - 64);
     EQ(ncalls('s', ALL_OPS), 1); /* one export, kept */
+    /* applied moves on: a peer part-way through op 1's snapshot still gets
+     * it (re-exporting restarted every transfer under load); a new
+     * transfer gets a fresh export */
+    request(8, 1);
+    done(2, R(2));
+    prepare_ok(1, 0, 2, 0, tok(2, R(2), 1));
+    EQ(info().applied, 2);
+    get_snapshot(1, 1, 64);
+    m = last(EVR_MSG_SNAPSHOT_CHUNK, 1);
+    assert_true(c->snap_op == 1 && c->offset == 64);
+    EQ(ncalls('s', ALL_OPS), 1);
+    get_snapshot(1, 0, 0);
+    m = last(EVR_MSG_SNAPSHOT_CHUNK, 1);
+    assert_true(c->snap_op == 2 && c->offset == 0);
+    EQ(ncalls('s', ALL_OPS), 2);
 }
 
 /* ------------------------------------------------------------ view change */
