@@ -2,6 +2,8 @@
 #
 #   make                      build/evr and every test binary
 #   make test                 run every test (unit, then command-line)
+#   make demo                 the main job: a local cluster, Eve vs
+#                             agree-execute under TPC-W (build/demo.json)
 #   make bench                run the benchmarks (figures in build/bench/)
 #   make test SAN=address,undefined   (or SAN=thread): sanitizer builds,
 #                             kept apart in build/san-<name>/
@@ -51,7 +53,7 @@ NET_TOOLS := $(patsubst tests/net/%.c,$(O)/tests/evr-%,$(wildcard tests/net/*.c)
 SEEDS ?= 100
 SEED_START ?= 1
 
-.PHONY: all test bench sim clean
+.PHONY: all test bench sim demo clean
 .SECONDARY:
 all: $(O)/evr $(O)/evr-sim $(TEST_BINS) $(NET_TOOLS)
 
@@ -93,6 +95,14 @@ test: all
 
 bench: $(O)/evr
 	@scripts/bench.sh $(O)
+
+# The main job: a local 3-replica cluster per mode under TPC-W browsing
+# (1,000 items, 10 EBs' customers, no think time), Eve vs agree-execute.
+DEMO_SECONDS ?= 20
+demo: $(O)/evr
+	@$(O)/evr cluster --replicas 3 --app tpcw --items 1000 --ebs 10 \
+	    --mix browsing --think 0 --modes eve,agree-execute --threads 2 \
+	    --clients 32 --duration $(DEMO_SECONDS) --json $(O)/demo.json
 
 clean:
 	rm -rf build

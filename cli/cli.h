@@ -20,6 +20,10 @@ int evr_cmd_populate(int argc, char **argv);
 int evr_cmd_bench_exec(int argc, char **argv);
 int evr_cmd_serve(int argc, char **argv);
 int evr_cmd_cluster(int argc, char **argv);
+int evr_cmd_kv(int argc, char **argv);
+int evr_cmd_status(int argc, char **argv);
+int evr_cmd_check(int argc, char **argv);
+int evr_cmd_bench(int argc, char **argv);
 
 /* ---------------------------------------------------------------- options
  *
@@ -52,6 +56,32 @@ const char *cli_get(const struct cli_args *a, const char *name);
  * A missing option keeps *out as it was (the default). */
 int cli_u64(const char *cmd, const struct cli_args *a, const char *name,
             uint64_t lo, uint64_t hi, uint64_t *out);
+
+/* ---------------------------------------------------------------- client
+ *
+ * The options every command that talks to a cluster shares, for its
+ * cli_opt table and help text: --cluster LIST (required), --cluster-id N
+ * (1), --try-timeout-ms M (1000), --deadline-ms M (30000).
+ */
+#define CLI_CLIENT_OPTS                                                       \
+    {"cluster", false, NULL}, {"cluster-id", false, NULL},                    \
+        {"try-timeout-ms", false, NULL}, {"deadline-ms", false, NULL}
+#define CLI_CLIENT_HELP                                                       \
+    "  --cluster LIST       replica addresses host:port,... in replica "     \
+    "order\n"                                                                 \
+    "  --cluster-id N       cluster id (1)\n"                                 \
+    "  --try-timeout-ms M   wait for a reply before a retry (1000)\n"         \
+    "  --deadline-ms M      give a request up after this (30000)\n"
+
+struct evr_client;
+
+/* Opens a client with `sessions` sessions from those options. 0, or the
+ * exit status (2 bad usage, 1 failure) after printing the problem. */
+int cli_client_open(const char *cmd, const struct cli_args *a,
+                    uint32_t sessions, struct evr_client **out);
+
+/* The server's mode byte of a STATUS_REPLY as a name ("eve"). */
+const char *cli_mode_name(uint8_t mode);
 
 /* ---------------------------------------------------------------- output */
 

@@ -485,7 +485,7 @@ int evr_cmd_cluster(int argc, char **argv)
         return 1;
     }
     for (int i = 0; i < c.nmodes; i++) {
-        snprintf(c.runs[i].mode, sizeof c.runs[i].mode, "%s", c.modes[i]);
+        memcpy(c.runs[i].mode, c.modes[i], sizeof c.runs[i].mode);
         run_mode(&c, &c.runs[i]);
     }
     print_table(&c);

@@ -13,6 +13,12 @@ static void usage(FILE *f)
             "commands:\n"
             "  cluster      run a local cluster per mode, load it, compare\n"
             "  serve        run one replica of a cluster (or one alone)\n"
+            "  kv           put, get or delete one key on a kv cluster\n"
+            "  status       what every replica of a cluster says about "
+            "itself\n"
+            "  check        whether the replicas' committed digests agree\n"
+            "  bench        closed-loop load on a cluster: throughput, "
+            "latency\n"
             "  bench-exec   execute generated batches sequentially and in "
             "parallel on one\n"
             "               replica, compare digests, report the speedup\n"
@@ -52,6 +58,18 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "serve") == 0) {
         return evr_cmd_serve(argc - 2, argv + 2);
+    }
+    if (strcmp(cmd, "kv") == 0) {
+        return evr_cmd_kv(argc - 2, argv + 2);
+    }
+    if (strcmp(cmd, "status") == 0) {
+        return evr_cmd_status(argc - 2, argv + 2);
+    }
+    if (strcmp(cmd, "check") == 0) {
+        return evr_cmd_check(argc - 2, argv + 2);
+    }
+    if (strcmp(cmd, "bench") == 0) {
+        return evr_cmd_bench(argc - 2, argv + 2);
     }
     if (strcmp(cmd, "bench-exec") == 0) {
         return evr_cmd_bench_exec(argc - 2, argv + 2);

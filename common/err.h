@@ -29,7 +29,8 @@
     XX(ESTATE, -10, "operation not valid in this state")                      \
     XX(ELIMIT, -11, "limit exceeded")                                         \
     XX(EBUSY, -12, "resource busy")                                           \
-    XX(EAPP, -13, "application error")
+    XX(EAPP, -13, "application error")                                        \
+    XX(ETIMEDOUT, -14, "timed out")
 
 enum evr_errno {
 #define EVR__ERR_ENUM(name, value, text) EVR_##name = (value),

@@ -72,18 +72,18 @@ struct evr_host {
 #define CLIENTS_SCHEMA                                                        \
     "CREATE TABLE evr_clients(client INTEGER PRIMARY KEY, "                 \
     "request_no INTEGER NOT NULL, status INTEGER NOT NULL, "                \
-    "reply BLOB NOT NULL)"
+    "reply BLOB NOT NULL, reexec INTEGER NOT NULL)"
 
 /* ------------------------------------------------------------ statements */
 
 static int prepare_stmts(struct evr_host *h, struct evr_err *err)
 {
     sqlite3 *db = evr_cow_conn_db(evr_cow_seq(h->cow));
-    const char *q1 = "SELECT request_no, status, reply FROM evr_clients "
-                     "WHERE client = ?1";
-    const char *q2 = "INSERT INTO evr_clients VALUES(?1, ?2, ?3, ?4) "
+    const char *q1 = "SELECT request_no, status, reply, reexec "
+                     "FROM evr_clients WHERE client = ?1";
+    const char *q2 = "INSERT INTO evr_clients VALUES(?1, ?2, ?3, ?4, ?5) "
                      "ON CONFLICT(client) DO UPDATE SET request_no = ?2, "
-                     "status = ?3, reply = ?4";
+                     "status = ?3, reply = ?4, reexec = ?5";
     if (sqlite3_prepare_v3(db, q1, -1, SQLITE_PREPARE_PERSISTENT, &h->lookup,
                            NULL) != SQLITE_OK ||
         sqlite3_prepare_v3(db, q2, -1, SQLITE_PREPARE_PERSISTENT, &h->upsert,
@@ -186,7 +186,8 @@ static int classify_req(struct evr_host *h, const struct evr_vr_batch *b,
     int rc = sqlite3_step(h->lookup);
     if (rc == SQLITE_ROW) {
         uint64_t last = (uint64_t)sqlite3_column_int64(h->lookup, 0);
-        if (q->request_no <= last) {
+        bool reexec = sqlite3_column_int(h->lookup, 3) != 0;
+        if (q->request_no < last || (q->request_no == last && !reexec)) {
             r->kind = q->request_no == last ? RUN_STORED : RUN_STALE;
             r->status = sqlite3_column_int(h->lookup, 1);
             r->reply_len = (uint32_t)sqlite3_column_bytes(h->lookup, 2);
@@ -226,12 +227,18 @@ static int write_clients(struct evr_host *h, const struct evr_vr_batch *b,
             continue;
         }
         const struct evr_response *x = &er[h->run[i].ref];
+        /* A read-only request's reply is not kept: a retry runs it again,
+         * which reads the state as of the retry (still linearizable) and
+         * keeps reads from writing their results into the state. */
+        bool reexec = !evr_cset_writes(&h->csets[h->run[i].ref]);
         sqlite3_bind_int64(h->upsert, 1, (int64_t)b->req[i].client);
         sqlite3_bind_int64(h->upsert, 2, (int64_t)b->req[i].request_no);
         sqlite3_bind_int(h->upsert, 3, x->status);
-        sqlite3_bind_blob(h->upsert, 4, x->body.data ? (void *)x->body.data
-                                                     : (void *)"",
-                          (int)x->body.len, SQLITE_STATIC);
+        sqlite3_bind_blob(h->upsert, 4, x->body.data && !reexec
+                                            ? (void *)x->body.data
+                                            : (void *)"",
+                          reexec ? 0 : (int)x->body.len, SQLITE_STATIC);
+        sqlite3_bind_int(h->upsert, 5, reexec);
         int src = sqlite3_step(h->upsert);
         sqlite3_reset(h->upsert);
         if (src != SQLITE_DONE) {
@@ -754,7 +761,7 @@ int evr_host_open(const struct evr_host_opts *o, struct evr_host **out,
         }
     }
     if (rc != 0) {
-        evr_host_close(h, NULL);
+        evr_host_close(h, NULL, NULL);
         return rc;
     }
     h->applied = applied->op;
@@ -763,20 +770,25 @@ int evr_host_open(const struct evr_host_opts *o, struct evr_host **out,
     return 0;
 }
 
-void evr_host_close(struct evr_host *h, const evr_h128 *applied_resp)
+int evr_host_close(struct evr_host *h, const evr_h128 *applied_resp,
+                   struct evr_err *err)
 {
     if (h == NULL) {
-        return;
+        return 0;
     }
-    struct evr_err err = {0};
-    int rc = h->broken.code;
-    if (rc == 0 && h->cow != NULL && evr_cow_uncommitted(h->cow) > 0) {
-        rc = evr_cow_capturing(h->cow)
-                 ? evr_cow_rollback(h->cow, h->applied + 1, &err)
-                 : EVR_ESTATE;
+    int rc = h->broken.code
+                 ? evr_err_set(err, h->broken.code, "%s", h->broken.msg)
+                 : 0;
+    if (rc == 0 && h->cow != NULL && evr_cow_uncommitted(h->cow) > 0 &&
+        evr_cow_capturing(h->cow)) {
+        rc = evr_cow_rollback(h->cow, h->applied + 1, err);
+    }
+    if (rc == 0 && h->cow != NULL && !evr_cow_capturing(h->cow)) {
+        /* no capture, no incremental digest: the record needs a scan */
+        rc = evr_cow_digest_full(h->cow, &h->applied_root, err);
     }
     if (rc == 0 && h->cow != NULL && applied_resp != NULL) {
-        rc = write_clean_stop(h, *applied_resp, &err);
+        rc = write_clean_stop(h, *applied_resp, err);
     }
     finalize_stmts(h);
     evr_executor_free(h->ex);
@@ -793,4 +805,5 @@ void evr_host_close(struct evr_host *h, const evr_h128 *applied_resp)
     free(h->slot_client);
     free(h->slot_index);
     free(h);
+    return rc;
 }

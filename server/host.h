@@ -8,7 +8,8 @@
  *     evr_clients(client INTEGER PRIMARY KEY,   -- client id (u64 as i64)
  *                 request_no INTEGER NOT NULL,  -- last executed
  *                 status INTEGER NOT NULL,      -- its response
- *                 reply BLOB NOT NULL)
+ *                 reply BLOB NOT NULL,          -- empty when reexec
+ *                 reexec INTEGER NOT NULL)      -- 1: read-only request
  *
  * written inside each batch on the sequential connection, after the
  * application's requests ran, so it is captured, digested, rolled back,
@@ -16,6 +17,10 @@
  * batch order (vr.h's client table rule): request_no <= the row's is not
  * executed — its response is the stored reply when equal, else status
  * EVR_ESTATE and no body; anything newer executes and replaces the row.
+ * A read-only request (its conflict set writes nothing) keeps no reply: a
+ * retry of it executes again, so reads do not write their results into
+ * the state. Only the request itself is at-most-once; its reply is as of
+ * the retry.
  * The table grows by one row per client id ever seen; it is not trimmed
  * (a limit to lift with a deterministic, batch-stamped expiry).
  *
@@ -83,9 +88,11 @@ int evr_host_open(const struct evr_host_opts *o, struct evr_host **out,
 
 /* Rolls back what is not applied and closes; with applied_resp (the
  * response digest of the applied op, from the core) it also writes
- * DIR/clean-stop so that the next start keeps the file. NULL h is
+ * DIR/clean-stop so that the next start keeps the file. Closes even when
+ * a step fails (then returns it: the next start repopulates). NULL h is
  * ignored. */
-void evr_host_close(struct evr_host *h, const evr_h128 *applied_resp);
+int evr_host_close(struct evr_host *h, const evr_h128 *applied_resp,
+                   struct evr_err *err);
 
 /* The table for evr_vr_new. */
 struct evr_vr_host evr_host_table(struct evr_host *h);

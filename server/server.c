@@ -264,15 +264,18 @@ static bool on_frame(void *data, struct net_conn *c,
     if (h->type == EVR_MSG_STATUS) {
         return answer_status(s, c, frame, len);
     }
+    /* Routed before the core sees it: a retry of a committed request is
+     * answered from the client table inside evr_vr_receive. A bad frame
+     * closes c below, which drops c's routes again. */
+    if (h->type == EVR_MSG_REQUEST && h->body_size >= 8) {
+        net_route(s->net, evr_load_u64(frame + EVR_FRAME_HEADER_SIZE), c);
+    }
     struct evr_err err;
     if (evr_vr_receive(s->vr, frame, len, &err) != 0) {
         slog(s, EVR_LOG_WARN, "from %s: %s; closing the connection",
              c->name, err.msg);
         pump(s);
         return false;
-    }
-    if (h->type == EVR_MSG_REQUEST) {
-        net_route(s->net, evr_load_u64(frame + EVR_FRAME_HEADER_SIZE), c);
     }
     pump(s);
     return true;
@@ -475,7 +478,11 @@ int evr_server_run(const struct evr_server_opts *o, struct evr_err *err)
         evr_vr_info(s->vr, &info);
     }
     bool clean = rc == 0 && s->vr != NULL;
-    evr_host_close(s->host, clean ? &info.applied_resp : NULL);
+    struct evr_err cerr;
+    if (evr_host_close(s->host, clean ? &info.applied_resp : NULL, &cerr)) {
+        slog(s, EVR_LOG_ERROR, "closing the state: %s", cerr.msg);
+        clean = false;
+    }
     if (clean) {
         slog(s, EVR_LOG_INFO, "stopped cleanly at applied op %llu",
              (unsigned long long)info.applied);

@@ -1,6 +1,7 @@
 /* The key-value application: schema, population, classify, execute. */
 #include "workloads/kv/kv.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,7 @@
 
 struct kv {
     uint64_t keys;
+    uint64_t key_size;
     uint64_t value_size;
     double read_fraction;
     double delete_fraction;
@@ -21,9 +23,27 @@ struct kv {
 
 void evr_kv_key(uint64_t index, uint8_t key[EVR_KV_KEY_BYTES])
 {
-    char text[EVR_KV_KEY_BYTES + 1];
-    snprintf(text, sizeof text, "k%031llu", (unsigned long long)index);
-    memcpy(key, text, EVR_KV_KEY_BYTES);
+    evr_kv_key_sized(index, EVR_KV_KEY_BYTES, key);
+}
+
+void evr_kv_key_sized(uint64_t index, uint32_t size, uint8_t *key)
+{
+    char text[EVR_KV_KEY_MAX + 2];
+    assert(size >= EVR_KV_KEY_MIN && size <= EVR_KV_KEY_MAX);
+    int n = snprintf(text, sizeof text, "k%0*llu", (int)size - 1,
+                     (unsigned long long)index);
+    assert(n == (int)size); /* kv_create checks that keys fit */
+    memcpy(key, text, size);
+}
+
+/* Whether every index below keys has size - 1 digits or fewer. */
+static bool keys_fit(uint64_t keys, uint64_t size)
+{
+    uint64_t limit = 1;
+    for (uint64_t d = 0; d < size - 1 && limit <= keys; d++) {
+        limit *= 10;
+    }
+    return keys <= limit;
 }
 
 int evr_kv_encode(struct evr_buf *out, enum evr_kv_op op, const void *key,
@@ -54,6 +74,10 @@ static int set_opt(struct kv *kv, const struct evr_app_opt *o,
     const char *n = o->name;
     if (strcmp(n, "keys") == 0) {
         return evr_opt_u64(o, 1, 1ULL << 40, &kv->keys, err);
+    }
+    if (strcmp(n, "key-size") == 0) {
+        return evr_opt_u64(o, EVR_KV_KEY_MIN, EVR_KV_KEY_MAX, &kv->key_size,
+                           err);
     }
     if (strcmp(n, "value-size") == 0) {
         return evr_opt_u64(o, 0, EVR_KV_VALUE_MAX, &kv->value_size, err);
@@ -95,7 +119,8 @@ static int kv_create(const struct evr_app_opt *opts, int nopts, void **app,
     if (kv == NULL) {
         return evr_err_set(err, EVR_ENOMEM, "out of memory");
     }
-    *kv = (struct kv){.keys = 100000, .value_size = 1024,
+    *kv = (struct kv){.keys = 100000, .key_size = EVR_KV_KEY_BYTES,
+                      .value_size = 1024,
                       .read_fraction = 0.95, .scan_length = 10,
                       .theta = 0.99, .seed = 1};
     int rc = 0;
@@ -107,6 +132,14 @@ static int kv_create(const struct evr_app_opt *opts, int nopts, void **app,
         rc = evr_err_set(err, EVR_EINVAL,
                          "read, delete and scan fractions add up to more "
                          "than 1");
+    }
+    if (rc == 0 && !keys_fit(kv->keys, kv->key_size)) {
+        rc = evr_err_set(err, EVR_EINVAL,
+                         "%llu keys do not fit in keys of %llu bytes "
+                         "(\"k\" and %llu digits)",
+                         (unsigned long long)kv->keys,
+                         (unsigned long long)kv->key_size,
+                         (unsigned long long)kv->key_size - 1);
     }
     if (rc != 0) {
         free(kv);
@@ -154,10 +187,10 @@ static int kv_populate(void *app, sqlite3 *db, struct evr_err *err)
         rc = SQLITE_NOMEM;
     }
     for (uint64_t i = 0; rc == SQLITE_OK && i < kv->keys; i++) {
-        uint8_t key[EVR_KV_KEY_BYTES];
-        evr_kv_key(i, key);
+        uint8_t key[EVR_KV_KEY_MAX];
+        evr_kv_key_sized(i, (uint32_t)kv->key_size, key);
         fill_value(kv->seed, i, v, kv->value_size);
-        sqlite3_bind_blob(st, 1, key, sizeof key, SQLITE_STATIC);
+        sqlite3_bind_blob(st, 1, key, (int)kv->key_size, SQLITE_STATIC);
         sqlite3_bind_blob(st, 2, v, (int)kv->value_size, SQLITE_STATIC);
         rc = sqlite3_step(st);
         rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
@@ -408,29 +441,32 @@ static int kv_gen_next(void *gen, struct evr_buf *out)
     const struct kv *kv = g->kv;
     uint64_t index = kv->zipf ? evr_kv_zipf_next(&g->zipf, &g->rng)
                               : evr_rng_below(&g->rng, kv->keys);
-    uint8_t key[EVR_KV_KEY_BYTES];
-    evr_kv_key(index, key);
+    uint8_t key[EVR_KV_KEY_MAX];
+    uint32_t ks = (uint32_t)kv->key_size;
+    evr_kv_key_sized(index, ks, key);
     double x = evr_rng_double(&g->rng);
     if (x < kv->read_fraction) {
-        return evr_kv_encode(out, EVR_KV_GET, key, sizeof key, NULL, 0, 0);
+        return evr_kv_encode(out, EVR_KV_GET, key, ks, NULL, 0, 0);
     }
     x -= kv->read_fraction;
     if (x < kv->scan_fraction) {
-        return evr_kv_encode(out, EVR_KV_SCAN, key, sizeof key, NULL, 0,
+        return evr_kv_encode(out, EVR_KV_SCAN, key, ks, NULL, 0,
                              (uint16_t)kv->scan_length);
     }
     x -= kv->scan_fraction;
     if (x < kv->delete_fraction) {
-        return evr_kv_encode(out, EVR_KV_DEL, key, sizeof key, NULL, 0, 0);
+        return evr_kv_encode(out, EVR_KV_DEL, key, ks, NULL, 0, 0);
     }
     fill_value(evr_rng_next(&g->rng), index, g->value, kv->value_size);
-    return evr_kv_encode(out, EVR_KV_PUT, key, sizeof key, g->value,
+    return evr_kv_encode(out, EVR_KV_PUT, key, ks, g->value,
                          (uint32_t)kv->value_size, 0);
 }
 
 const struct evr_app_ops evr_kv_app = {
     .name = "kv",
     .usage = "  --keys N            rows in the table (100000)\n"
+             "  --key-size B        bytes per key, 8..255: \"k\" and B - 1 "
+             "digits (32)\n"
              "  --value-size B      bytes per value (1024)\n"
              "  --seed S            seed of the values (1)\n"
              "  --read-fraction F   share of gets (0.95)\n"

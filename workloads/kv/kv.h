@@ -22,9 +22,10 @@
  * the whole table (a range is not a key). Keys are hashed to 64 bits: a
  * collision can only add a conflict.
  *
- * Options: keys (100000), value-size (1024), read-fraction (0.95), and
- * delete-fraction / scan-fraction (0) taken from the writes' share,
- * scan-length (10), dist (uniform | zipf), theta (0.99), seed (1).
+ * Options: keys (100000), key-size (32 bytes, 8..255: "k" and key-size - 1
+ * zero-padded digits; keys must fit), value-size (1024), read-fraction
+ * (0.95), and delete-fraction / scan-fraction (0) taken from the writes'
+ * share, scan-length (10), dist (uniform | zipf), theta (0.99), seed (1).
  */
 #ifndef EVR_WORKLOADS_KV_H
 #define EVR_WORKLOADS_KV_H
@@ -33,7 +34,9 @@
 
 #include "workloads/app.h"
 
-#define EVR_KV_KEY_BYTES 32
+#define EVR_KV_KEY_BYTES 32 /* default key size */
+#define EVR_KV_KEY_MIN 8
+#define EVR_KV_KEY_MAX 255
 #define EVR_KV_VALUE_MAX (1u << 20)
 #define EVR_KV_SCAN_MAX 1000
 #define EVR_KV_TABLE 0 /* conflict-set table id of kv */
@@ -45,6 +48,9 @@ extern const struct evr_app_ops evr_kv_app;
 /* The key of row `index` of the start state: "k" and 31 zero-padded decimal
  * digits, so keys sort like their indices. */
 void evr_kv_key(uint64_t index, uint8_t key[EVR_KV_KEY_BYTES]);
+/* The same at key-size `size` (EVR_KV_KEY_MIN..EVR_KV_KEY_MAX): "k" and
+ * size - 1 digits; index must have no more digits than that. */
+void evr_kv_key_sized(uint64_t index, uint32_t size, uint8_t *key);
 
 /* Appends a request. value is used by put, count by scan. */
 int evr_kv_encode(struct evr_buf *out, enum evr_kv_op op, const void *key,
