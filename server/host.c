@@ -332,6 +332,9 @@ static int host_execute(void *data, const struct evr_vr_batch *b,
         rc = classify_req(h, b, i, &nexec, err);
     }
     evr_h128 root;
+    if (rc == 0 && h->o.before_execute != NULL) {
+        h->o.before_execute(h->o.before_data);
+    }
     rc = rc ? rc : run_batch(h, b, sequential, nexec, &root, err);
     if (rc != 0) {
         return rc;
@@ -656,6 +659,20 @@ static int write_clean_stop(const struct evr_host *h, evr_h128 resp,
     return rc;
 }
 
+static int sync_file(const char *path, struct evr_err *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || fsync(fd) != 0) {
+        int e = errno;
+        if (fd >= 0) {
+            close(fd);
+        }
+        return evr_err_set(err, EVR_EIO, "%s: %s", path, strerror(e));
+    }
+    close(fd);
+    return 0;
+}
+
 /* Creates state.db: the application's start state and the client table. */
 static int populate(struct evr_host *h, struct evr_err *err)
 {
@@ -715,6 +732,14 @@ static int open_state(struct evr_host *h, struct evr_err *err)
     evr_cow_opts_default(&co, h->db_path, h->o.threads - 1);
     co.capture = h->o.capture;
     co.depth_max = (int)h->o.depth_max;
+    /* No fsync: a file left without a clean stop is never trusted (it is
+     * repopulated and the replica recovers from its peers), and a clean
+     * stop syncs the file before writing its record. fsyncs in the
+     * checkpoints stalled the loop for 100-300 ms on this VM. */
+    co.synchronous = 0;
+    /* Under write load the WAL outgrew 16 x 1000 pages between restarts,
+     * and the forced checkpoint then ran on the loop thread. */
+    co.checkpoint_pages = 250;
     int rc = evr_cow_open(&co, &h->cow, err);
     rc = rc ? rc : evr_mixer_new(h->o.batch_size_max, &h->mixer, err);
     return rc ? rc : reopen_executor(h, err);
@@ -787,15 +812,15 @@ int evr_host_close(struct evr_host *h, const evr_h128 *applied_resp,
         /* no capture, no incremental digest: the record needs a scan */
         rc = evr_cow_digest_full(h->cow, &h->applied_root, err);
     }
-    if (rc == 0 && h->cow != NULL && applied_resp != NULL) {
-        rc = write_clean_stop(h, *applied_resp, err);
-    }
+    bool record = rc == 0 && h->cow != NULL && applied_resp != NULL;
     finalize_stmts(h);
     evr_executor_free(h->ex);
     evr_mixer_free(h->mixer);
     if (h->cow != NULL) {
-        evr_cow_close(h->cow);
+        evr_cow_close(h->cow); /* checkpoints the WAL into the file */
     }
+    rc = record ? sync_file(h->db_path, err) : rc;
+    rc = record && rc == 0 ? write_clean_stop(h, *applied_resp, err) : rc;
     evr_buf_free(&h->stored);
     free(h->execd);
     free(h->run);

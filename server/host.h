@@ -58,6 +58,10 @@ struct evr_host_opts {
     uint32_t depth_max;       /* uncommitted batches (the core's depth) */
     bool capture;             /* false only for a replica alone (no
                                  verification, no rollback) */
+    /* Called as a batch starts executing, so that the PREPARE for it leaves
+     * before the batch blocks the loop (backups execute meanwhile). */
+    void (*before_execute)(void *data);
+    void *before_data;
     bool keep_unclean;        /* keep a file left without a clean stop (a
                                  replica alone: what it holds is all that
                                  was ever committed) */

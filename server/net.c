@@ -178,16 +178,20 @@ static void flush_conn(struct net_conn *c)
     c->writing = true;
 }
 
-/* Before the loop blocks: one write per connection with output. */
-static void on_prepare(uv_prepare_t *p)
+void net_flush(struct net *n)
 {
-    struct net *n = p->data;
     while (n->dirty != NULL) {
         struct net_conn *c = n->dirty;
         n->dirty = c->dirty_next;
         c->dirty = false;
         flush_conn(c);
     }
+}
+
+/* Before the loop blocks: one write per connection with output. */
+static void on_prepare(uv_prepare_t *p)
+{
+    net_flush(p->data);
 }
 
 /* ------------------------------------------------------------ connections */

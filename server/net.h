@@ -84,6 +84,10 @@ void net_send_peer(struct net *n, uint32_t to, const void *frame, size_t len);
 /* Appends a frame to connection c. */
 void net_send(struct net *n, struct net_conn *c, const void *frame,
               size_t len);
+/* Writes the output of every connection now (uv_write tries the socket at
+ * once) instead of at the end of the loop iteration. */
+void net_flush(struct net *n);
+
 /* Routes client's replies to c from now on. */
 void net_route(struct net *n, uint64_t client, struct net_conn *c);
 /* Appends a frame to the connection routed for client. */

@@ -366,6 +366,14 @@ static int vr_config(const struct evr_server_opts *o,
     return evr_vr_config_check(cfg, err);
 }
 
+static void flush_before_execute(void *data)
+{
+    struct server *s = data;
+    if (s->net != NULL) {
+        net_flush(s->net);
+    }
+}
+
 /* Checks the options and opens the host; *recovering says how the core
  * must start. */
 static int open_host(struct server *s, struct evr_vr_config *cfg,
@@ -381,7 +389,8 @@ static int open_host(struct server *s, struct evr_vr_config *cfg,
         .batch_size_max = o->batch_size_max,
         .depth_max = 4 * o->depth_max + 16,
         .capture = o->mode != EVR_SERVER_UNREPLICATED,
-        .keep_unclean = o->mode == EVR_SERVER_UNREPLICATED};
+        .keep_unclean = o->mode == EVR_SERVER_UNREPLICATED,
+        .before_execute = flush_before_execute, .before_data = s};
     enum evr_host_start start;
     rc = rc ? rc : evr_host_open(&ho, &s->host, &start, applied, err);
     if (rc != 0) {
