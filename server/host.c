@@ -328,8 +328,16 @@ static int host_execute(void *data, const struct evr_vr_batch *b,
     evr_buf_reset(&h->stored);
     memset(h->slot_index, 0xff, 2 * (size_t)b->n * sizeof *h->slot_index);
     uint32_t nexec = 0;
+    /* One read transaction for every lookup (each would take and drop the
+     * WAL's shared-memory locks on its own). */
+    sqlite3 *db = evr_cow_conn_db(evr_cow_seq(h->cow));
+    rc = sql_exec(db, "BEGIN", err);
     for (uint32_t i = 0; rc == 0 && i < b->n; i++) {
         rc = classify_req(h, b, i, &nexec, err);
+    }
+    if (!sqlite3_get_autocommit(db)) {
+        int crc = sql_exec(db, "COMMIT", err);
+        rc = rc ? rc : crc;
     }
     evr_h128 root;
     if (rc == 0 && h->o.before_execute != NULL) {
