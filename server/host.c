@@ -356,13 +356,24 @@ static int host_execute(void *data, const struct evr_vr_batch *b,
     return 0;
 }
 
-bool evr_host_deliver(struct evr_host *h, struct evr_vr *r)
+bool evr_host_take(struct evr_host *h, struct evr_host_result *out)
 {
     if (!h->done) {
         return false;
     }
     h->done = false;
-    evr_vr_executed(r, h->done_op, h->done_root, h->resp, h->done_n);
+    *out = (struct evr_host_result){h->done_op, h->done_root, h->resp,
+                                    h->done_n};
+    return true;
+}
+
+bool evr_host_deliver(struct evr_host *h, struct evr_vr *r)
+{
+    struct evr_host_result res;
+    if (!evr_host_take(h, &res)) {
+        return false;
+    }
+    evr_vr_executed(r, res.op, res.root, res.resp, res.n);
     return true;
 }
 

@@ -104,6 +104,16 @@ struct evr_vr_host evr_host_table(struct evr_host *h);
 /* Reports a finished execution to r; false if none waits. */
 bool evr_host_deliver(struct evr_host *h, struct evr_vr *r);
 
+/* The finished execution itself (what deliver reports), for tests; resp
+ * is borrowed until the next execute. */
+struct evr_host_result {
+    uint64_t op;
+    evr_h128 root;
+    const struct evr_vr_response *resp;
+    uint32_t n;
+};
+bool evr_host_take(struct evr_host *h, struct evr_host_result *out);
+
 /* State root after the newest applied op. */
 evr_h128 evr_host_applied_root(const struct evr_host *h);
 

@@ -1,0 +1,225 @@
+/* The server's host over cow_state (server/host.h): the client table rule
+ * inside the state, rollback, snapshots taken while batches wait
+ * uncommitted, clean stop and restart. Driven through the host table the
+ * way the protocol core drives it, with kv requests. */
+#include "tests/unit/helpers/cm.h"
+
+#include <unistd.h>
+
+#include "common/buf.h"
+#include "cow_state/cow_state.h"
+#include "server/host.h"
+#include "workloads/kv/kv.h"
+
+#define OK(x) assert_int_equal((x), 0)
+
+struct fx {
+    char dir[64];
+    struct evr_app app;
+    struct evr_host *h;
+    struct evr_vr_host t;
+    struct evr_vr_applied applied;
+    enum evr_host_start start;
+    struct evr_buf enc[16];
+    struct evr_vr_req req[16];
+    uint32_t n;
+};
+
+static struct fx F;
+
+static void open_host(void)
+{
+    struct evr_host_opts o = {.dir = F.dir, .app = &F.app, .threads = 2,
+                              .batch_size_max = 64, .depth_max = 16,
+                              .capture = true};
+    struct evr_err err;
+    OK(evr_host_open(&o, &F.h, &F.start, &F.applied, &err));
+    F.t = evr_host_table(F.h);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    memset(&F, 0, sizeof F);
+    snprintf(F.dir, sizeof F.dir, "/tmp/evr-host-XXXXXX");
+    assert_non_null(mkdtemp(F.dir));
+    struct evr_app_opt opts[] = {{"keys", "10"}, {"value-size", "8"}};
+    struct evr_err err;
+    OK(evr_app_open("kv", opts, 2, &F.app, &err));
+    open_host();
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    evr_host_close(F.h, NULL, NULL);
+    evr_app_close(&F.app);
+    for (uint32_t i = 0; i < 16; i++) {
+        evr_buf_free(&F.enc[i]);
+    }
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", F.dir);
+    assert_int_equal(system(cmd), 0);
+    return 0;
+}
+
+/* Appends a request of `client` numbered `no` to the batch being built. */
+static void add(uint64_t client, uint64_t no, enum evr_kv_op op,
+                const char *key, const char *value)
+{
+    struct evr_buf *b = &F.enc[F.n];
+    evr_buf_free(b);
+    evr_buf_init(b, 1u << 20);
+    OK(evr_kv_encode(b, op, key, (uint32_t)strlen(key), value,
+                     value ? (uint32_t)strlen(value) : 0, 0));
+    F.req[F.n] = (struct evr_vr_req){client, no, (uint32_t)b->len, b->data};
+    F.n++;
+}
+
+/* Executes the built batch as op; res gets its result. */
+static void run(uint64_t op, bool sequential, struct evr_host_result *res)
+{
+    struct evr_vr_batch b = {.op = op, .timestamp_us = 1700000000000000LL,
+                             .seed = op, .n = F.n, .req = F.req};
+    struct evr_err err;
+    OK(F.t.execute(F.t.data, &b, sequential, &err));
+    assert_true(evr_host_take(F.h, res));
+    assert_int_equal(res->op, op);
+    assert_int_equal(res->n, F.n);
+    F.n = 0;
+}
+
+/* A get's response: "1" + value, or "0" when the key is missing. */
+static void check_get(const struct evr_vr_response *r, const char *v)
+{
+    assert_int_equal(r->status, 0);
+    if (v == NULL) {
+        assert_true(r->len == 1 && r->data[0] == 0);
+        return;
+    }
+    assert_int_equal(r->len, 1 + strlen(v));
+    assert_int_equal(r->data[0], 1);
+    assert_memory_equal(r->data + 1, v, strlen(v));
+}
+
+static void test_client_table_rule(void **state)
+{
+    (void)state;
+    struct evr_host_result r;
+    struct evr_err err;
+    assert_int_equal(F.start, EVR_HOST_NEW);
+    add(1, 1, EVR_KV_PUT, "a", "one");
+    add(2, 1, EVR_KV_GET, "a", NULL);
+    add(1, 1, EVR_KV_PUT, "a", "IGNORED"); /* retry inside the batch */
+    add(3, 5, EVR_KV_PUT, "b", "five");
+    add(3, 3, EVR_KV_PUT, "b", "three");   /* older than 5: stale */
+    run(1, false, &r);
+    assert_int_equal(r.resp[0].status, 0);
+    check_get(&r.resp[1], "one");
+    assert_int_equal(r.resp[2].status, r.resp[0].status);
+    assert_int_equal(r.resp[2].len, r.resp[0].len);
+    assert_int_equal(r.resp[4].status, EVR_ESTATE);
+    OK(F.t.commit(F.t.data, 1, &err));
+
+    /* a retry of a committed put is answered, not executed again; a read
+     * is executed again and sees the state of now */
+    add(1, 1, EVR_KV_PUT, "a", "AGAIN");
+    add(4, 1, EVR_KV_PUT, "a", "two");
+    run(2, true, &r);
+    assert_int_equal(r.resp[0].status, 0);
+    OK(F.t.commit(F.t.data, 2, &err));
+    add(2, 1, EVR_KV_GET, "a", NULL);
+    add(5, 1, EVR_KV_GET, "b", NULL);
+    run(3, false, &r);
+    check_get(&r.resp[0], "two");
+    check_get(&r.resp[1], "five");
+    OK(F.t.commit(F.t.data, 3, &err));
+    assert_true(evr_h128_eq(evr_host_applied_root(F.h), r.root));
+}
+
+static void test_rollback_and_snapshot_under_load(void **state)
+{
+    (void)state;
+    struct evr_host_result r1, r2, r3;
+    struct evr_err err;
+    evr_h128 start = evr_host_applied_root(F.h);
+    add(1, 1, EVR_KV_PUT, "x", "1");
+    run(1, false, &r1);
+    OK(F.t.commit(F.t.data, 1, &err));
+    add(1, 2, EVR_KV_PUT, "x", "2");
+    run(2, false, &r2);
+    add(1, 3, EVR_KV_PUT, "y", "3");
+    run(3, false, &r3);
+    assert_false(evr_h128_eq(r1.root, start));
+
+    /* ops 2 and 3 wait uncommitted: the snapshot is of op 1 */
+    struct evr_buf snap;
+    evr_buf_init(&snap, SIZE_MAX);
+    evr_h128 root;
+    OK(F.t.snapshot_export(F.t.data, &snap, &root, &err));
+    assert_true(evr_h128_eq(root, r1.root));
+    assert_true(snap.len > 0);
+    /* ...and they are still there, exactly */
+    OK(F.t.commit(F.t.data, 2, &err));
+    assert_true(evr_h128_eq(evr_host_applied_root(F.h), r2.root));
+    OK(F.t.rollback(F.t.data, 3, &err));
+    add(1, 3, EVR_KV_PUT, "y", "3");
+    run(3, true, &r3);
+    OK(F.t.commit(F.t.data, 3, &err));
+
+    /* a replica that lost its state (no clean stop: repopulated) installs
+     * the snapshot of op 1, digest checked */
+    OK(evr_host_close(F.h, NULL, &err));
+    open_host();
+    assert_int_equal(F.start, EVR_HOST_RESET);
+    OK(F.t.snapshot_import(F.t.data, 1, snap.data, snap.len, &root, &err));
+    assert_true(evr_h128_eq(root, r1.root));
+    assert_true(evr_h128_eq(evr_host_applied_root(F.h), r1.root));
+    add(9, 1, EVR_KV_GET, "x", NULL);
+    run(2, false, &r2);
+    check_get(&r2.resp[0], "1");
+    evr_buf_free(&snap);
+}
+
+static void test_clean_stop_and_crash(void **state)
+{
+    (void)state;
+    struct evr_host_result r;
+    struct evr_err err;
+    evr_h128 populated = evr_host_applied_root(F.h);
+    add(1, 1, EVR_KV_PUT, "k", "v");
+    run(1, false, &r);
+    OK(F.t.commit(F.t.data, 1, &err));
+    add(1, 2, EVR_KV_PUT, "k", "uncommitted");
+    run(2, false, &r);
+    evr_h128 resp = {7, 7};
+    OK(evr_host_close(F.h, &resp, &err));
+    open_host();
+    assert_int_equal(F.start, EVR_HOST_CLEAN);
+    assert_int_equal(F.applied.op, 1);
+    assert_true(evr_h128_eq(F.applied.resp_digest, resp));
+    add(2, 1, EVR_KV_GET, "k", NULL);
+    run(2, false, &r);
+    check_get(&r.resp[0], "v"); /* op 2 was rolled back at the stop */
+
+    /* no clean stop: the file is not trusted */
+    OK(evr_host_close(F.h, NULL, &err));
+    open_host();
+    assert_int_equal(F.start, EVR_HOST_RESET);
+    assert_int_equal(F.applied.op, 0);
+    assert_true(evr_h128_eq(F.applied.root, populated));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_client_table_rule, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_rollback_and_snapshot_under_load,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_clean_stop_and_crash, setup,
+                                        teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
