@@ -72,18 +72,18 @@ struct evr_host {
 #define CLIENTS_SCHEMA                                                        \
     "CREATE TABLE evr_clients(client INTEGER PRIMARY KEY, "                 \
     "request_no INTEGER NOT NULL, status INTEGER NOT NULL, "                \
-    "reply BLOB NOT NULL, reexec INTEGER NOT NULL)"
+    "reply BLOB NOT NULL)"
 
 /* ------------------------------------------------------------ statements */
 
 static int prepare_stmts(struct evr_host *h, struct evr_err *err)
 {
     sqlite3 *db = evr_cow_conn_db(evr_cow_seq(h->cow));
-    const char *q1 = "SELECT request_no, status, reply, reexec "
-                     "FROM evr_clients WHERE client = ?1";
-    const char *q2 = "INSERT INTO evr_clients VALUES(?1, ?2, ?3, ?4, ?5) "
+    const char *q1 = "SELECT request_no, status, reply FROM evr_clients "
+                     "WHERE client = ?1";
+    const char *q2 = "INSERT INTO evr_clients VALUES(?1, ?2, ?3, ?4) "
                      "ON CONFLICT(client) DO UPDATE SET request_no = ?2, "
-                     "status = ?3, reply = ?4, reexec = ?5";
+                     "status = ?3, reply = ?4";
     if (sqlite3_prepare_v3(db, q1, -1, SQLITE_PREPARE_PERSISTENT, &h->lookup,
                            NULL) != SQLITE_OK ||
         sqlite3_prepare_v3(db, q2, -1, SQLITE_PREPARE_PERSISTENT, &h->upsert,
@@ -186,8 +186,7 @@ static int classify_req(struct evr_host *h, const struct evr_vr_batch *b,
     int rc = sqlite3_step(h->lookup);
     if (rc == SQLITE_ROW) {
         uint64_t last = (uint64_t)sqlite3_column_int64(h->lookup, 0);
-        bool reexec = sqlite3_column_int(h->lookup, 3) != 0;
-        if (q->request_no < last || (q->request_no == last && !reexec)) {
+        if (q->request_no <= last) {
             r->kind = q->request_no == last ? RUN_STORED : RUN_STALE;
             r->status = sqlite3_column_int(h->lookup, 1);
             r->reply_len = (uint32_t)sqlite3_column_bytes(h->lookup, 2);
@@ -226,19 +225,19 @@ static int write_clients(struct evr_host *h, const struct evr_vr_batch *b,
         if (h->run[i].kind != RUN_EXEC) {
             continue;
         }
+        /* A read-only request leaves no row: running it again is harmless
+         * (a retry reads the state as of the retry), and reads stay reads
+         * instead of writing their results into the state. */
+        if (!evr_cset_writes(&h->csets[h->run[i].ref])) {
+            continue;
+        }
         const struct evr_response *x = &er[h->run[i].ref];
-        /* A read-only request's reply is not kept: a retry runs it again,
-         * which reads the state as of the retry (still linearizable) and
-         * keeps reads from writing their results into the state. */
-        bool reexec = !evr_cset_writes(&h->csets[h->run[i].ref]);
         sqlite3_bind_int64(h->upsert, 1, (int64_t)b->req[i].client);
         sqlite3_bind_int64(h->upsert, 2, (int64_t)b->req[i].request_no);
         sqlite3_bind_int(h->upsert, 3, x->status);
-        sqlite3_bind_blob(h->upsert, 4, x->body.data && !reexec
-                                            ? (void *)x->body.data
-                                            : (void *)"",
-                          reexec ? 0 : (int)x->body.len, SQLITE_STATIC);
-        sqlite3_bind_int(h->upsert, 5, reexec);
+        sqlite3_bind_blob(h->upsert, 4,
+                          x->body.data ? (void *)x->body.data : (void *)"",
+                          (int)x->body.len, SQLITE_STATIC);
         int src = sqlite3_step(h->upsert);
         sqlite3_reset(h->upsert);
         if (src != SQLITE_DONE) {

@@ -8,8 +8,7 @@
  *     evr_clients(client INTEGER PRIMARY KEY,   -- client id (u64 as i64)
  *                 request_no INTEGER NOT NULL,  -- last executed
  *                 status INTEGER NOT NULL,      -- its response
- *                 reply BLOB NOT NULL,          -- empty when reexec
- *                 reexec INTEGER NOT NULL)      -- 1: read-only request
+ *                 reply BLOB NOT NULL)
  *
  * written inside each batch on the sequential connection, after the
  * application's requests ran, so it is captured, digested, rolled back,
@@ -17,10 +16,9 @@
  * batch order (vr.h's client table rule): request_no <= the row's is not
  * executed — its response is the stored reply when equal, else status
  * EVR_ESTATE and no body; anything newer executes and replaces the row.
- * A read-only request (its conflict set writes nothing) keeps no reply: a
- * retry of it executes again, so reads do not write their results into
- * the state. Only the request itself is at-most-once; its reply is as of
- * the retry.
+ * A read-only request (its conflict set writes nothing) leaves no row: a
+ * retry of it executes again (harmless: it changes nothing; its reply is
+ * as of the retry), so reads do not write into the state.
  * The table grows by one row per client id ever seen; it is not trimmed
  * (a limit to lift with a deterministic, batch-stamped expiry).
  *
