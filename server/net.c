@@ -46,19 +46,45 @@ struct net {
 
 /* ------------------------------------------------------------ routes */
 
+static size_t route_home(const struct net *n, uint64_t client);
+
 static size_t route_slot(const struct net *n, uint64_t client)
 {
     size_t slots = 2 * (size_t)n->o.routes_max;
-    size_t s = (size_t)((client * 0x9e3779b97f4a7c15ull) % slots);
+    size_t s = route_home(n, client);
     while (n->routes[s].c != NULL && n->routes[s].client != client) {
         s = (s + 1) % slots;
     }
     return s;
 }
 
+static size_t route_home(const struct net *n, uint64_t client)
+{
+    return (size_t)((client * 0x9e3779b97f4a7c15ull) %
+                    (2 * (size_t)n->o.routes_max));
+}
+
+/* Remembers that c carries client's route, to delete it when c closes. */
+static void conn_note_route(struct net_conn *c, uint64_t client)
+{
+    if (c->nrouted == c->routed_cap) {
+        uint32_t cap = c->routed_cap ? 2 * c->routed_cap : 4;
+        uint64_t *p = realloc(c->routed, cap * sizeof *p);
+        if (p == NULL) {
+            return; /* the route stays until the table is cleared */
+        }
+        c->routed = p;
+        c->routed_cap = cap;
+    }
+    c->routed[c->nrouted++] = client;
+}
+
 void net_route(struct net *n, uint64_t client, struct net_conn *c)
 {
     size_t s = route_slot(n, client);
+    if (n->routes[s].c == c) {
+        return;
+    }
     if (n->routes[s].c == NULL) {
         if (n->nroutes == n->o.routes_max) {
             n->o.log(n->o.data, 1, "client routes full (%u): cleared",
@@ -71,33 +97,38 @@ void net_route(struct net *n, uint64_t client, struct net_conn *c)
         n->nroutes++;
     }
     n->routes[s] = (struct route){client, c};
+    conn_note_route(c, client);
 }
 
-/* Rebuilds the table without c's routes (c is closing). */
-static void unroute_conn(struct net *n, struct net_conn *c)
+/* Deletes slot s, shifting later entries of its probe run back so that
+ * every entry stays reachable from its home slot (no tombstones). */
+static void route_delete(struct net *n, size_t s)
 {
     size_t slots = 2 * (size_t)n->o.routes_max;
-    struct route *old = n->routes;
-    struct route *fresh = calloc(slots, sizeof *fresh);
-    if (fresh == NULL) {
-        for (size_t s = 0; s < slots; s++) { /* keep them, point nowhere */
-            if (old[s].c == c) {
-                old[s].c = NULL;
-            }
-        }
-        n->nroutes = 0; /* a cleared table is safe: clients route again */
-        memset(old, 0, slots * sizeof *old);
-        return;
-    }
-    n->routes = fresh;
-    n->nroutes = 0;
-    for (size_t s = 0; s < slots; s++) {
-        if (old[s].c != NULL && old[s].c != c) {
-            n->routes[route_slot(n, old[s].client)] = old[s];
-            n->nroutes++;
+    n->routes[s].c = NULL;
+    n->nroutes--;
+    for (size_t j = (s + 1) % slots; n->routes[j].c != NULL;
+         j = (j + 1) % slots) {
+        size_t k = route_home(n, n->routes[j].client);
+        bool stays = s <= j ? (s < k && k <= j) : (s < k || k <= j);
+        if (!stays) {
+            n->routes[s] = n->routes[j];
+            n->routes[j].c = NULL;
+            s = j;
         }
     }
-    free(old);
+}
+
+/* Drops the routes that point to c (c is closing). */
+static void unroute_conn(struct net *n, struct net_conn *c)
+{
+    for (uint32_t i = 0; i < c->nrouted; i++) {
+        size_t s = route_slot(n, c->routed[i]);
+        if (n->routes[s].c == c) {
+            route_delete(n, s);
+        }
+    }
+    c->nrouted = 0;
 }
 
 /* ------------------------------------------------------------ output */
@@ -248,6 +279,7 @@ static void on_conn_closed(uv_handle_t *h)
     }
     evr_buf_free(&c->out);
     evr_buf_free(&c->wout);
+    free(c->routed);
     free(c->in);
     free(c);
 }

@@ -35,6 +35,8 @@ struct net_conn {
     size_t in_len, in_cap;
     struct evr_buf out, wout;
     uv_write_t wreq;
+    uint64_t *routed;    /* client ids routed here (to delete at close) */
+    uint32_t nrouted, routed_cap;
     struct net_conn *prev, *next;       /* all connections */
     struct net_conn *dirty_next;
 };
