@@ -465,8 +465,11 @@ static int read_whole(const char *path, struct evr_buf *out,
     return rc;
 }
 
+/* Writes p to path; with sync, also to the disk (the clean-stop record).
+ * A received snapshot needs no sync: it is read back at once, and a crash
+ * before it is installed leaves a replica that recovers anyway. */
 static int write_whole(const char *path, const void *p, size_t len,
-                       struct evr_err *err)
+                       bool sync, struct evr_err *err)
 {
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
@@ -487,7 +490,7 @@ static int write_whole(const char *path, const void *p, size_t len,
         b += k;
         len -= (size_t)k;
     }
-    if (fsync(fd) != 0 || close(fd) != 0) {
+    if ((sync && fsync(fd) != 0) || close(fd) != 0) {
         return evr_err_set(err, EVR_EIO, "%s: %s", path, strerror(errno));
     }
     return 0;
@@ -578,7 +581,7 @@ static int host_snapshot_import(void *data, uint64_t op, const void *p,
     assert(h->nexec == 0);
     char path[4300];
     snprintf(path, sizeof path, "%s/snapshot.in", h->dir);
-    int rc = write_whole(path, p, len, err);
+    int rc = write_whole(path, p, len, false, err);
     if (rc != 0) {
         return rc;
     }
@@ -670,7 +673,7 @@ static int write_clean_stop(const struct evr_host *h, evr_h128 resp,
     evr_h128_to_hex(resp, resp_hex);
     int n = snprintf(text, sizeof text, "evr-clean-stop 1\n%llu %s %s\n",
                      (unsigned long long)h->applied, root_hex, resp_hex);
-    int rc = write_whole(tmp, text, (size_t)n, err);
+    int rc = write_whole(tmp, text, (size_t)n, true, err);
     if (rc == 0 && rename(tmp, path) != 0) {
         rc = evr_err_set(err, EVR_EIO, "%s: %s", path, strerror(errno));
     }
