@@ -38,6 +38,12 @@ static void help(void)
         "  --verify-timeout-ms M votes missing this long: roll back (200)\n"
         "  --connections-max N   open connections at most (1024)\n"
         "  --log-level L         error, warn, info or debug (info)\n"
+        "  --storage S           memory: state.db is read into memory at\n"
+        "                        start and written back at a clean stop\n"
+        "                        (after a crash the replica recovers from\n"
+        "                        its peers, as it does on disk); disk:\n"
+        "                        SQLite's own files (memory when\n"
+        "                        replicated, disk for unreplicated)\n"
         "\n");
     evr_app_print_usage(stdout);
 }
@@ -117,6 +123,16 @@ static int parse_words(const struct cli_args *a, struct evr_server_opts *o)
         }
         o->log_level = (enum evr_log_level)l;
     }
+    const char *storage = cli_get(a, "storage");
+    if (storage != NULL && strcmp(storage, "memory") == 0) {
+        o->storage = EVR_SERVER_STORAGE_MEMORY;
+    } else if (storage != NULL && strcmp(storage, "disk") == 0) {
+        o->storage = EVR_SERVER_STORAGE_DISK;
+    } else if (storage != NULL) {
+        fprintf(stderr, "evr serve: --storage must be memory or disk, not "
+                        "'%s'\n", storage);
+        return 2;
+    }
     o->dir = cli_get(a, "data");
     if (o->dir == NULL || cli_get(a, "cluster") == NULL) {
         fprintf(stderr, "evr serve: --cluster and --data are required "
@@ -148,7 +164,7 @@ int evr_cmd_serve(int argc, char **argv)
         {"heartbeat-ms", false, NULL}, {"view-timeout-ms", false, NULL},
         {"verify-timeout-ms", false, NULL},
         {"connections-max", false, NULL}, {"log-level", false, NULL},
-        {"help", true, NULL},
+        {"storage", false, NULL},         {"help", true, NULL},
     };
     static struct cli_args a;
     a.opts = opts;

@@ -60,7 +60,7 @@ static int wal_hook(void *arg, sqlite3 *db, const char *zdb, int pages)
     if (pages < threshold) {
         return SQLITE_OK;
     }
-    if (pages >= FORCE_FACTOR * threshold) {
+    if (cow->opts.memory || pages >= FORCE_FACTOR * threshold) {
         /* Backpressure: the checkpointer is behind; do one here. */
         sqlite3_wal_checkpoint_v2(db, zdb, SQLITE_CHECKPOINT_PASSIVE, NULL,
                                   NULL);
@@ -101,9 +101,12 @@ int evr__ckpt_start(struct evr_cow *cow, struct evr_err *err)
 {
     struct evr__ckpt *k = &cow->ckpt;
     k->stop = false;
+    if (cow->opts.memory) {
+        return 0; /* memory: the committing connection checkpoints */
+    }
     int rc = sqlite3_open_v2(cow->path, &k->db,
                              SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
-                             EVR__VFS_NAME);
+                             evr__cow_vfs(cow));
     if (rc != SQLITE_OK) {
         return evr__sqlite_err(err, k->db, rc, "opening the checkpointer");
     }

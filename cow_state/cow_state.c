@@ -12,12 +12,14 @@
  */
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/clock.h"
 #include "cow_state/internal.h"
@@ -71,6 +73,11 @@ void evr_cow_opts_default(struct evr_cow_opts *o, const char *path,
     o->cache_kib = 16384;
     o->busy_timeout_ms = 10000;
     o->checkpoint_pages = 1000;
+}
+
+const char *evr__cow_vfs(const struct evr_cow *cow)
+{
+    return cow->opts.memory ? EVR__MEMVFS_NAME : EVR__VFS_NAME;
 }
 
 struct evr_cow_conn *evr__seq(struct evr_cow *cow)
@@ -153,7 +160,8 @@ static int conn_pragmas(struct evr_cow_conn *c, const struct evr_cow_opts *o,
     snprintf(sql, sizeof sql,
              "PRAGMA synchronous = %d; PRAGMA mmap_size = %lld; "
              "PRAGMA cache_size = %d; PRAGMA foreign_keys = OFF",
-             o->synchronous, (long long)o->mmap_bytes, -o->cache_kib);
+             o->synchronous, o->memory ? 0LL : (long long)o->mmap_bytes,
+             -o->cache_kib);
     return evr__exec(c, sql, err);
 }
 
@@ -189,12 +197,12 @@ static int conn_open(struct evr_cow *cow, int index, struct evr_err *err)
     c->internal = true;
     evr_buf_init(&c->scratch, SIZE_MAX);
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
-    int rc = evr__vfs_setup();
+    int rc = cow->opts.memory ? evr__memvfs_setup() : evr__vfs_setup();
     if (rc != SQLITE_OK) {
         return evr_err_set(err, EVR_ESQL, "registering the evr VFS: %s",
                            sqlite3_errstr(rc));
     }
-    rc = sqlite3_open_v2(cow->path, &c->db, flags, EVR__VFS_NAME);
+    rc = sqlite3_open_v2(cow->path, &c->db, flags, evr__cow_vfs(cow));
     if (rc != SQLITE_OK) {
         evr__sqlite_err(err, c->db, rc, cow->path);
         sqlite3_close(c->db);
@@ -373,6 +381,11 @@ int evr_cow_open(const struct evr_cow_opts *opts, struct evr_cow **out,
     evr__ckpt_init(cow);
     rc = cow->path ? cow_alloc(cow, err)
                    : evr_err_set(err, EVR_ENOMEM, "out of memory");
+    if (rc == 0 && opts->memory) {
+        rc = check_file(cow->path, err);
+        rc = rc ? rc : evr__mem_load(cow->path, err);
+        cow->loaded = rc == 0;
+    }
     if (rc == 0) {
         rc = evr__cow_open_conns(cow, err);
     }
@@ -390,6 +403,9 @@ void evr_cow_close(struct evr_cow *cow)
         return;
     }
     evr__cow_close_conns(cow);
+    if (cow->loaded) {
+        evr__mem_drop(cow->path);
+    }
     evr__schema_free(&cow->schema);
     for (int i = 0; cow->ring && i < cow->opts.depth_max; i++) {
         evr__batch_free(&cow->ring[i]);
@@ -404,6 +420,45 @@ void evr_cow_close(struct evr_cow *cow)
     evr__ckpt_destroy(cow);
     free(cow->path);
     free(cow);
+}
+
+static int sync_path(const char *path, struct evr_err *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || fsync(fd) != 0) {
+        int e = errno;
+        if (fd >= 0) {
+            close(fd);
+        }
+        return evr_err_set(err, EVR_EIO, "syncing '%s': %s", path,
+                           strerror(e));
+    }
+    close(fd);
+    return 0;
+}
+
+int evr_cow_save(struct evr_cow *cow, struct evr_err *err)
+{
+    if (cow->executing != NULL) {
+        return evr_err_set(err, EVR_ESTATE, "saving while a batch executes");
+    }
+    /* The checkpointer would hold the checkpoint lock against this one. */
+    evr__ckpt_stop(cow);
+    sqlite3 *db = evr__seq(cow)->db;
+    int rc = sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_TRUNCATE,
+                                       NULL, NULL);
+    int erc = rc == SQLITE_OK
+                  ? 0
+                  : evr__sqlite_err(err, db, rc, "checkpointing to save");
+    if (erc == 0) {
+        erc = cow->loaded ? evr__mem_save(cow->path, err)
+                          : sync_path(cow->path, err);
+    }
+    struct evr_err again = {0};
+    if (evr__ckpt_start(cow, &again) != 0 && erc == 0) {
+        erc = evr_err_set(err, again.code, "%s", again.msg);
+    }
+    return erc;
 }
 
 int evr_cow_workers(const struct evr_cow *cow)

@@ -68,12 +68,15 @@ struct evr_cow_opts {
     int cache_kib;           /* PRAGMA cache_size = -cache_kib per conn */
     int busy_timeout_ms;     /* how long a writer waits for the write lock */
     int checkpoint_pages;    /* WAL size that wakes the checkpointer */
+    bool memory;             /* hold the database in memory: read from path
+                                at open, written back only by
+                                evr_cow_save (cow_state/memvfs.c) */
 };
 
 /* Defaults: capture on, depth 64, 256 MiB per batch, 64 deltas kept,
  * synchronous NORMAL, mmap of up to 2 GiB, 16 MiB cache per connection,
  * 10 s busy timeout, checkpoints from 1000 WAL pages on (in the background:
- * cow_state/checkpoint.c). */
+ * cow_state/checkpoint.c), on disk (memory false). */
 void evr_cow_opts_default(struct evr_cow_opts *o, const char *path,
                           int workers);
 
@@ -89,8 +92,19 @@ int evr_cow_open(const struct evr_cow_opts *opts, struct evr_cow **out,
                  struct evr_err *err);
 
 /* Closes every connection (checkpointing the WAL). Uncommitted batches stay
- * in the file as they are: callers roll back first if they must not. */
+ * in the file as they are: callers roll back first if they must not. With
+ * opts.memory, whatever was not saved (evr_cow_save) is gone. */
 void evr_cow_close(struct evr_cow *cow);
+
+/*
+ * Puts the database as it stands (uncommitted batches included) in its
+ * file, durably: the WAL is checkpointed and truncated, then with
+ * opts.memory the image is written to a temporary file, synced and renamed
+ * over path (stale -wal/-shm files beside it removed, the directory
+ * synced); without, the file is synced. Not while a batch executes. On
+ * failure (a full disk, say) the file on disk is the one from before.
+ */
+int evr_cow_save(struct evr_cow *cow, struct evr_err *err);
 
 int evr_cow_workers(const struct evr_cow *cow);
 bool evr_cow_capturing(const struct evr_cow *cow);

@@ -248,6 +248,7 @@ struct evr_cow {
 
     evr_h128 open_root;
     struct evr__ckpt ckpt;
+    bool loaded;                /* opts.memory: the database is in memory */
 };
 
 static inline bool evr__is_key_col(const struct evr__table *t, int col)
@@ -301,6 +302,34 @@ int evr__delta_encode(struct evr_cow *cow, struct evr__batch *b,
 #define EVR__VFS_NAME "evr-unix"
 int evr__vfs_setup(void);
 
+/* memvfs.c: databases held in memory (evr_cow_opts.memory). load, replace,
+ * save and drop are called from the cow's control thread; the database
+ * must not be open in SQLite during load, replace and drop. */
+#define EVR__MEMVFS_NAME "evr-mem"
+#define EVR__MEM_FILE_MAX ((size_t)1 << 40)
+#define EVR__MEM_NAME_MAX 4352
+int evr__memvfs_setup(void);
+/* Reads the file at path (folding in a WAL left beside it) into memory,
+ * where the memory VFS finds it by path until drop. */
+int evr__mem_load(const char *path, struct evr_err *err);
+struct evr__mem_image {
+    uint8_t *data;
+    size_t size;
+};
+int evr__mem_read_file(const char *path, struct evr__mem_image *out,
+                       struct evr_err *err);
+void evr__mem_image_free(struct evr__mem_image *img);
+/* Exchanges the loaded database's bytes with img's; its in-memory WAL is
+ * forgotten (it belonged to the old bytes). */
+int evr__mem_swap(const char *path, struct evr__mem_image *img,
+                  struct evr_err *err);
+/* Writes the loaded bytes to path: a synced temporary file renamed over
+ * it, stale -wal/-shm files removed, the directory synced. Callers
+ * checkpoint first, so that the bytes hold every commit. */
+int evr__mem_save(const char *path, struct evr_err *err);
+void evr__mem_drop(const char *path);
+size_t evr__mem_size(const char *path); /* 0 if not loaded */
+
 /* normalize.c: rewrites rows stored before an ALTER TABLE ADD COLUMN */
 int evr__normalize(struct evr_cow *cow, struct evr_err *err);
 
@@ -312,6 +341,7 @@ int evr__ckpt_start(struct evr_cow *cow, struct evr_err *err);
 void evr__ckpt_stop(struct evr_cow *cow);
 
 /* cow_state.c */
+const char *evr__cow_vfs(const struct evr_cow *cow);
 int evr__cow_open_conns(struct evr_cow *cow, struct evr_err *err);
 void evr__cow_close_conns(struct evr_cow *cow);
 int evr__sqlite_err(struct evr_err *err, sqlite3 *db, int rc,

@@ -604,13 +604,43 @@ static void close_for_swap(struct evr_cow *cow)
     }
 }
 
+/* Reopens the connections on what is now the database and checks that it
+ * holds the snapshot's state. */
+static int reopen_swapped(struct evr_cow *cow, evr_h128 root,
+                          struct evr_err *err)
+{
+    for (int i = 0; i < cow->opts.delta_retain; i++) {
+        evr__batch_clear(&cow->deltas[i].batch); /* its tables are gone */
+    }
+    struct evr_err open_err = {0};
+    if (evr__cow_open_conns(cow, &open_err) != 0) {
+        return evr_err_set(err, open_err.code, "opening the imported "
+                           "database: %s", open_err.msg);
+    }
+    if (!evr_h128_eq(evr_cow_digest(cow), root)) {
+        return evr_err_set(err, EVR_EMISMATCH,
+                           "the imported database reopened with another "
+                           "digest");
+    }
+    return 0;
+}
+
+static void reopen_old(struct evr_cow *cow, int rc, struct evr_err *err)
+{
+    struct evr_err again = {0};
+    if (evr__cow_open_conns(cow, &again) != 0) {
+        evr_err_wrap(err, rc, "and reopening the old database failed "
+                     "too (%s)", again.msg);
+    }
+}
+
 /*
  * Puts the built file in place of the replica's database. The old file is
  * kept (as path.old) until the new one has been reopened and its digest
  * found equal to the snapshot's; otherwise the old one comes back.
  */
-static int swap_in(struct evr_cow *cow, const char *tmp, evr_h128 root,
-                   struct evr_err *err)
+static int swap_in_file(struct evr_cow *cow, const char *tmp, evr_h128 root,
+                        struct evr_err *err)
 {
     char *old = sqlite3_mprintf("%s.old", cow->path);
     if (old == NULL) {
@@ -622,35 +652,52 @@ static int swap_in(struct evr_cow *cow, const char *tmp, evr_h128 root,
         rc = evr_err_set(err, EVR_EIO, "replacing '%s': %s", cow->path,
                          strerror(errno));
     }
-    for (int i = 0; i < cow->opts.delta_retain; i++) {
-        evr__batch_clear(&cow->deltas[i].batch); /* its tables are gone */
-    }
-    struct evr_err open_err = {0};
-    if (rc == 0 && evr__cow_open_conns(cow, &open_err) != 0) {
-        rc = evr_err_set(err, open_err.code, "opening the imported "
-                         "database: %s", open_err.msg);
-    } else if (rc == 0 && !evr_h128_eq(evr_cow_digest(cow), root)) {
-        rc = evr_err_set(err, EVR_EMISMATCH,
-                         "the imported database reopened with another "
-                         "digest");
-    }
+    rc = rc ? rc : reopen_swapped(cow, root, err);
     if (rc != 0) {
-        /* Back to the old file, as it was. */
         close_for_swap(cow);
         struct stat st;
         if (stat(old, &st) == 0) {
             rename(old, cow->path);
         }
-        struct evr_err again = {0};
-        if (evr__cow_open_conns(cow, &again) != 0) {
-            evr_err_wrap(err, rc, "and reopening the old database failed "
-                         "too (%s)", again.msg);
-        }
+        reopen_old(cow, rc, err);
     } else {
         unlink(old);
     }
     sqlite3_free(old);
     return rc;
+}
+
+/* The same in memory: the old bytes are kept until the new ones check. */
+static int swap_in_memory(struct evr_cow *cow, const char *tmp,
+                          evr_h128 root, struct evr_err *err)
+{
+    struct evr__mem_image img = {0};
+    int rc = evr__mem_read_file(tmp, &img, err);
+    if (rc != 0) {
+        return rc;
+    }
+    evr__cow_close_conns(cow);
+    evr__schema_free(&cow->schema);
+    rc = evr__mem_swap(cow->path, &img, err); /* img: the old bytes */
+    bool swapped = rc == 0;
+    rc = rc ? rc : reopen_swapped(cow, root, err);
+    if (rc != 0) {
+        evr__cow_close_conns(cow);
+        evr__schema_free(&cow->schema);
+        if (swapped) {
+            evr__mem_swap(cow->path, &img, NULL);
+        }
+        reopen_old(cow, rc, err);
+    }
+    evr__mem_image_free(&img);
+    return rc;
+}
+
+static int swap_in(struct evr_cow *cow, const char *tmp, evr_h128 root,
+                   struct evr_err *err)
+{
+    return cow->loaded ? swap_in_memory(cow, tmp, root, err)
+                       : swap_in_file(cow, tmp, root, err);
 }
 
 int evr_cow_snapshot_import(struct evr_cow *cow, const char *path,

@@ -680,20 +680,6 @@ static int write_clean_stop(const struct evr_host *h, evr_h128 resp,
     return rc;
 }
 
-static int sync_file(const char *path, struct evr_err *err)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0 || fsync(fd) != 0) {
-        int e = errno;
-        if (fd >= 0) {
-            close(fd);
-        }
-        return evr_err_set(err, EVR_EIO, "%s: %s", path, strerror(e));
-    }
-    close(fd);
-    return 0;
-}
-
 /* Creates state.db: the application's start state and the client table. */
 static int populate(struct evr_host *h, struct evr_err *err)
 {
@@ -761,6 +747,12 @@ static int open_state(struct evr_host *h, struct evr_err *err)
     /* Under write load the WAL outgrew 16 x 1000 pages between restarts,
      * and the forced checkpoint then ran on the loop thread. */
     co.checkpoint_pages = 250;
+    co.memory = h->o.memory;
+    if (co.memory) {
+        /* In memory a checkpoint is a copy, done by the committing
+         * connection; a longer WAL means fewer copies of hot pages. */
+        co.checkpoint_pages = 1000;
+    }
     int rc = evr_cow_open(&co, &h->cow, err);
     rc = rc ? rc : evr_mixer_new(h->o.batch_size_max, &h->mixer, err);
     return rc ? rc : reopen_executor(h, err);
@@ -834,14 +826,15 @@ int evr_host_close(struct evr_host *h, const evr_h128 *applied_resp,
         rc = evr_cow_digest_full(h->cow, &h->applied_root, err);
     }
     bool record = rc == 0 && h->cow != NULL && applied_resp != NULL;
+    if (record) {
+        rc = evr_cow_save(h->cow, err); /* synced: the record may follow */
+        record = rc == 0;
+    }
     finalize_stmts(h);
     evr_executor_free(h->ex);
     evr_mixer_free(h->mixer);
-    if (h->cow != NULL) {
-        evr_cow_close(h->cow); /* checkpoints the WAL into the file */
-    }
-    rc = record ? sync_file(h->db_path, err) : rc;
-    rc = record && rc == 0 ? write_clean_stop(h, *applied_resp, err) : rc;
+    evr_cow_close(h->cow);
+    rc = record ? write_clean_stop(h, *applied_resp, err) : rc;
     evr_buf_free(&h->stored);
     free(h->execd);
     free(h->run);

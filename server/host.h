@@ -63,6 +63,9 @@ struct evr_host_opts {
     bool keep_unclean;        /* keep a file left without a clean stop (a
                                  replica alone: what it holds is all that
                                  was ever committed) */
+    bool memory;              /* state.db held in memory while serving,
+                                 written back at a clean stop
+                                 (evr_cow_opts.memory) */
 };
 
 struct evr_host;

@@ -390,6 +390,9 @@ static int open_host(struct server *s, struct evr_vr_config *cfg,
         .depth_max = 4 * o->depth_max + 16,
         .capture = o->mode != EVR_SERVER_UNREPLICATED,
         .keep_unclean = o->mode == EVR_SERVER_UNREPLICATED,
+        .memory = o->storage == EVR_SERVER_STORAGE_MEMORY ||
+                  (o->storage == EVR_SERVER_STORAGE_DEFAULT &&
+                   o->mode != EVR_SERVER_UNREPLICATED),
         .before_execute = flush_before_execute, .before_data = s};
     enum evr_host_start start;
     rc = rc ? rc : evr_host_open(&ho, &s->host, &start, applied, err);

@@ -57,6 +57,12 @@ enum evr_server_mode {
 const char *evr_server_mode_name(enum evr_server_mode m);
 int evr_server_mode_parse(const char *s);
 
+enum evr_server_storage {
+    EVR_SERVER_STORAGE_DEFAULT,
+    EVR_SERVER_STORAGE_MEMORY,
+    EVR_SERVER_STORAGE_DISK
+};
+
 enum evr_log_level { EVR_LOG_ERROR, EVR_LOG_WARN, EVR_LOG_INFO, EVR_LOG_DEBUG };
 int evr_log_level_parse(const char *s); /* -1 if unknown */
 
@@ -81,6 +87,11 @@ struct evr_server_opts {
     size_t out_bytes_max;
     uint32_t routes_max;
     enum evr_log_level log_level;
+    /* Where state.db lives while serving: DISK, or MEMORY (written back at
+     * a clean stop; after a crash the replica recovers from its peers).
+     * DEFAULT: memory when replicated, disk for unreplicated (alone, its
+     * file is all it has). */
+    enum evr_server_storage storage;
 };
 
 /* Defaults for everything but addresses, dir and app: eve, 2 threads,
