@@ -2,6 +2,7 @@
 #include "server/host.h"
 
 #include <assert.h>
+#include <pthread.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -67,6 +68,35 @@ struct evr_host {
     struct evr_buf stored;
 
     struct evr_err broken; /* a failure that left the state unknown */
+
+    /* The cow commits lag h->applied while a job runs (host_commit only
+     * records them): ops cow_applied+1..applied are committed in the cow
+     * by apply_cow_commits once no job runs. */
+    uint64_t cow_applied;
+
+    /* Execution thread (o.async): the job life cycle, under mu:
+     *   JOB_NONE -> JOB_QUEUED (execute, loop thread)
+     *            -> JOB_RUNNING -> JOB_DONE (execution thread)
+     *            -> JOB_NONE (settle, loop thread: the result is recorded as
+     *               an inline execute would have left it).
+     * While a job is QUEUED or RUNNING the execution thread is the cow's
+     * control thread and the loop thread touches no cow, executor or
+     * statement; otherwise the loop thread is. */
+    pthread_t thread;
+    bool thread_started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    enum { JOB_NONE, JOB_QUEUED, JOB_RUNNING, JOB_DONE } job;
+    bool stop;
+    bool job_sequential;
+    struct evr_vr_batch job_batch;  /* a copy: the log may change meanwhile */
+    struct evr_vr_req *job_reqs;
+    uint32_t job_reqs_cap;
+    struct evr_buf job_data;
+    int job_rc;
+    struct evr_err job_err;
+    evr_h128 job_root;
+    struct evr_err failed;          /* a job's failure, until delivered */
 };
 
 #define CLIENTS_SCHEMA                                                        \
@@ -311,15 +341,11 @@ static int run_batch(struct evr_host *h, const struct evr_vr_batch *b,
     return rc;
 }
 
-static int host_execute(void *data, const struct evr_vr_batch *b,
-                        bool sequential, struct evr_err *err)
+/* Everything execute does to the state: on the loop thread (inline) or on
+ * the execution thread (a job). */
+static int run_job(struct evr_host *h, const struct evr_vr_batch *b,
+                   bool sequential, evr_h128 *root, struct evr_err *err)
 {
-    struct evr_host *h = data;
-    assert(!h->done);
-    assert(h->nexec < h->o.depth_max);
-    if (h->broken.code != 0) {
-        return evr_err_set(err, h->broken.code, "%s", h->broken.msg);
-    }
     int rc = grow(h, b->n > 0 ? b->n : 1, err);
     if (rc != 0) {
         return rc;
@@ -338,25 +364,176 @@ static int host_execute(void *data, const struct evr_vr_batch *b,
         int crc = sql_exec(db, "COMMIT", err);
         rc = rc ? rc : crc;
     }
-    evr_h128 root;
-    if (rc == 0 && h->o.before_execute != NULL) {
-        h->o.before_execute(h->o.before_data);
+    rc = rc ? rc : run_batch(h, b, sequential, nexec, root, err);
+    if (rc == 0) {
+        collect_responses(h, b->n);
     }
-    rc = rc ? rc : run_batch(h, b, sequential, nexec, &root, err);
+    return rc;
+}
+
+/* Records an executed batch for delivery. */
+static void record_done(struct evr_host *h, uint64_t op, uint32_t n,
+                        evr_h128 root)
+{
+    assert(h->nexec < h->o.depth_max);
+    h->execd[h->nexec++] = (struct exec_op){op, root};
+    h->done = true;
+    h->done_op = op;
+    h->done_n = n;
+    h->done_root = root;
+}
+
+static int apply_cow_commits(struct evr_host *h, struct evr_err *err)
+{
+    while (h->cow_applied < h->applied) {
+        int rc = evr_cow_commit(h->cow, h->cow_applied + 1, err);
+        if (rc != 0) {
+            evr_err_set(&h->broken, rc, "committing op %" PRIu64 ": %s",
+                        h->cow_applied + 1, err ? err->msg : "");
+            return rc;
+        }
+        h->cow_applied++;
+    }
+    return 0;
+}
+
+/*
+ * Loop thread. Waits for a queued or running job, records its result as
+ * an inline execute would have, and brings the cow's commits up to
+ * h->applied. Afterwards the loop thread owns the cow again.
+ */
+static int settle(struct evr_host *h, struct evr_err *err)
+{
+    bool finished = false;
+    if (h->thread_started) {
+        pthread_mutex_lock(&h->mu);
+        while (h->job == JOB_QUEUED || h->job == JOB_RUNNING) {
+            pthread_cond_wait(&h->cv, &h->mu);
+        }
+        finished = h->job == JOB_DONE;
+        h->job = JOB_NONE;
+        pthread_mutex_unlock(&h->mu);
+    }
+    if (finished && h->job_rc == 0) {
+        record_done(h, h->job_batch.op, h->job_batch.n, h->job_root);
+    } else if (finished) {
+        h->failed = h->job_err;
+    }
+    if (h->broken.code != 0) {
+        return evr_err_set(err, h->broken.code, "%s", h->broken.msg);
+    }
+    return apply_cow_commits(h, err);
+}
+
+static bool job_active(struct evr_host *h)
+{
+    if (!h->thread_started) {
+        return false;
+    }
+    pthread_mutex_lock(&h->mu);
+    bool active = h->job == JOB_QUEUED || h->job == JOB_RUNNING;
+    pthread_mutex_unlock(&h->mu);
+    return active;
+}
+
+static void *exec_main(void *arg)
+{
+    struct evr_host *h = arg;
+    pthread_mutex_lock(&h->mu);
+    for (;;) {
+        while (h->job != JOB_QUEUED && !h->stop) {
+            pthread_cond_wait(&h->cv, &h->mu);
+        }
+        if (h->stop) {
+            break;
+        }
+        h->job = JOB_RUNNING;
+        pthread_mutex_unlock(&h->mu);
+        h->job_rc = run_job(h, &h->job_batch, h->job_sequential,
+                            &h->job_root, &h->job_err);
+        pthread_mutex_lock(&h->mu);
+        h->job = JOB_DONE;
+        pthread_cond_broadcast(&h->cv);
+        pthread_mutex_unlock(&h->mu);
+        h->o.on_done(h->o.done_data); /* the loop delivers */
+        pthread_mutex_lock(&h->mu);
+    }
+    pthread_mutex_unlock(&h->mu);
+    return NULL;
+}
+
+/* Copies b (its requests live in the core's log, which a view change may
+ * rewrite while the job runs) and queues it. */
+static int queue_job(struct evr_host *h, const struct evr_vr_batch *b,
+                     bool sequential, struct evr_err *err)
+{
+    if (b->n > h->job_reqs_cap) {
+        struct evr_vr_req *q = realloc(h->job_reqs, b->n * sizeof *q);
+        if (q == NULL) {
+            return evr_err_set(err, EVR_ENOMEM, "batch of %u requests",
+                               b->n);
+        }
+        h->job_reqs = q;
+        h->job_reqs_cap = b->n;
+    }
+    evr_buf_reset(&h->job_data);
+    for (uint32_t i = 0; i < b->n; i++) {
+        if (evr_buf_put(&h->job_data, b->req[i].data, b->req[i].len) != 0) {
+            return evr_err_set(err, EVR_ENOMEM, "batch copy");
+        }
+    }
+    size_t at = 0;
+    for (uint32_t i = 0; i < b->n; i++) {
+        h->job_reqs[i] = b->req[i];
+        h->job_reqs[i].data = h->job_data.data + at;
+        at += b->req[i].len;
+    }
+    h->job_batch = *b;
+    h->job_batch.req = h->job_reqs;
+    h->job_sequential = sequential;
+    pthread_mutex_lock(&h->mu);
+    assert(h->job == JOB_NONE);
+    h->job = JOB_QUEUED;
+    pthread_cond_broadcast(&h->cv);
+    pthread_mutex_unlock(&h->mu);
+    return 0;
+}
+
+static int host_execute(void *data, const struct evr_vr_batch *b,
+                        bool sequential, struct evr_err *err)
+{
+    struct evr_host *h = data;
+    assert(!h->done);
+    assert(h->nexec < h->o.depth_max);
+    int rc = settle(h, err);
     if (rc != 0) {
         return rc;
     }
-    collect_responses(h, b->n);
-    h->execd[h->nexec++] = (struct exec_op){b->op, root};
-    h->done = true;
-    h->done_op = b->op;
-    h->done_n = b->n;
-    h->done_root = root;
-    return 0;
+    if (h->o.before_execute != NULL) {
+        h->o.before_execute(h->o.before_data);
+    }
+    if (h->thread_started) {
+        return queue_job(h, b, sequential, err);
+    }
+    evr_h128 root;
+    rc = run_job(h, b, sequential, &root, err);
+    if (rc == 0) {
+        record_done(h, b->op, b->n, root);
+    }
+    return rc;
 }
 
 bool evr_host_take(struct evr_host *h, struct evr_host_result *out)
 {
+    if (h->thread_started && !h->done) {
+        pthread_mutex_lock(&h->mu);
+        bool finished = h->job == JOB_DONE;
+        pthread_mutex_unlock(&h->mu);
+        struct evr_err ignored;
+        if (finished) {
+            settle(h, &ignored); /* a failure stays in h->failed/broken */
+        }
+    }
     if (!h->done) {
         return false;
     }
@@ -366,14 +543,29 @@ bool evr_host_take(struct evr_host *h, struct evr_host_result *out)
     return true;
 }
 
-bool evr_host_deliver(struct evr_host *h, struct evr_vr *r)
+int evr_host_wait(struct evr_host *h, struct evr_err *err)
+{
+    int rc = settle(h, err);
+    if (rc == 0 && h->failed.code != 0) {
+        rc = evr_err_set(err, h->failed.code, "%s", h->failed.msg);
+    }
+    return rc;
+}
+
+int evr_host_deliver(struct evr_host *h, struct evr_vr *r,
+                     struct evr_err *err)
 {
     struct evr_host_result res;
-    if (!evr_host_take(h, &res)) {
-        return false;
+    bool got = evr_host_take(h, &res);
+    if (h->failed.code != 0) {
+        return evr_err_set(err, h->failed.code, "executing: %s",
+                           h->failed.msg);
+    }
+    if (!got) {
+        return 0;
     }
     evr_vr_executed(r, res.op, res.root, res.resp, res.n);
-    return true;
+    return 1;
 }
 
 /* ------------------------------------------------------------ commit */
@@ -383,15 +575,16 @@ static int host_commit(void *data, uint64_t op, struct evr_err *err)
     struct evr_host *h = data;
     assert(h->nexec > 0);
     assert(h->execd[0].op == op);
-    int rc = evr_cow_commit(h->cow, op, err);
-    if (rc != 0) {
-        return rc;
+    if (h->broken.code != 0) {
+        return evr_err_set(err, h->broken.code, "%s", h->broken.msg);
     }
     h->applied = op;
     h->applied_root = h->execd[0].root;
     memmove(h->execd, h->execd + 1, (h->nexec - 1) * sizeof *h->execd);
     h->nexec--;
-    return 0;
+    /* While a job runs the cow is its thread's: the commit waits (it only
+     * lets the cow forget op's pre-images). */
+    return job_active(h) ? 0 : apply_cow_commits(h, err);
 }
 
 static int host_rollback(void *data, uint64_t op, struct evr_err *err)
@@ -399,10 +592,11 @@ static int host_rollback(void *data, uint64_t op, struct evr_err *err)
     struct evr_host *h = data;
     assert(op > h->applied);
     assert(!h->done);
-    if (h->broken.code != 0) {
-        return evr_err_set(err, h->broken.code, "%s", h->broken.msg);
+    int rc = settle(h, err);
+    if (rc != 0) {
+        return rc;
     }
-    int rc = evr_cow_rollback(h->cow, op, err);
+    rc = evr_cow_rollback(h->cow, op, err);
     if (rc != 0) {
         return rc;
     }
@@ -416,15 +610,17 @@ static int host_delta_export(void *data, uint64_t op, struct evr_buf *out,
                              struct evr_err *err)
 {
     struct evr_host *h = data;
-    return evr_cow_delta_export(h->cow, op, out, err);
+    int rc = settle(h, err);
+    return rc ? rc : evr_cow_delta_export(h->cow, op, out, err);
 }
 
 static int host_delta_apply(void *data, uint64_t op, const void *p,
                             size_t len, evr_h128 *root, struct evr_err *err)
 {
     struct evr_host *h = data;
+    int rc = settle(h, err);
     assert(h->nexec < h->o.depth_max);
-    int rc = evr_cow_delta_apply(h->cow, op, p, len, err);
+    rc = rc ? rc : evr_cow_delta_apply(h->cow, op, p, len, err);
     if (rc != 0) {
         return rc;
     }
@@ -531,13 +727,15 @@ static int host_snapshot_export(void *data, struct evr_buf *out,
                                 evr_h128 *root, struct evr_err *err)
 {
     struct evr_host *h = data;
-    assert(!h->done);
+    int rc = settle(h, err); /* a result may then wait for delivery */
+    if (rc != 0) {
+        return rc;
+    }
     uint32_t n = h->nexec;
     struct evr_buf *d = calloc(n ? n : 1, sizeof *d);
     if (d == NULL) {
         return evr_err_set(err, EVR_ENOMEM, "snapshot deltas");
     }
-    int rc = 0;
     for (uint32_t k = 0; k < n; k++) {
         evr_buf_init(&d[k], SIZE_MAX);
         rc = rc ? rc : evr_cow_delta_export(h->cow, h->execd[k].op, &d[k], err);
@@ -578,10 +776,14 @@ static int host_snapshot_import(void *data, uint64_t op, const void *p,
 {
     struct evr_host *h = data;
     assert(!h->done);
+    int rc = settle(h, err);
+    if (rc != 0) {
+        return rc;
+    }
     assert(h->nexec == 0);
     char path[4300];
     snprintf(path, sizeof path, "%s/snapshot.in", h->dir);
-    int rc = write_whole(path, p, len, false, err);
+    rc = write_whole(path, p, len, false, err);
     if (rc != 0) {
         return rc;
     }
@@ -600,6 +802,7 @@ static int host_snapshot_import(void *data, uint64_t op, const void *p,
     }
     *root = evr_cow_digest(h->cow);
     h->applied = op;
+    h->cow_applied = op;
     h->applied_root = *root;
     return 0;
 }
@@ -771,6 +974,9 @@ int evr_host_open(const struct evr_host_opts *o, struct evr_host **out,
         return evr_err_set(err, EVR_ENOMEM, "host");
     }
     h->o = *o;
+    pthread_mutex_init(&h->mu, NULL);
+    pthread_cond_init(&h->cv, NULL);
+    evr_buf_init(&h->job_data, SIZE_MAX);
     snprintf(h->dir, sizeof h->dir, "%s", o->dir);
     snprintf(h->db_path, sizeof h->db_path, "%s/state.db", o->dir);
     evr_buf_init(&h->stored, (size_t)EVR_BATCH_SIZE_MAX * 16u << 20);
@@ -803,9 +1009,32 @@ int evr_host_open(const struct evr_host_opts *o, struct evr_host **out,
         return rc;
     }
     h->applied = applied->op;
+    h->cow_applied = applied->op;
     h->applied_root = applied->root;
+    if (o->async) {
+        assert(o->on_done != NULL);
+        if (pthread_create(&h->thread, NULL, exec_main, h) != 0) {
+            evr_host_close(h, NULL, NULL);
+            return evr_err_set(err, EVR_ENOMEM, "starting the execution "
+                               "thread");
+        }
+        h->thread_started = true;
+    }
     *out = h;
     return 0;
+}
+
+static void stop_thread(struct evr_host *h)
+{
+    if (!h->thread_started) {
+        return;
+    }
+    pthread_mutex_lock(&h->mu);
+    h->stop = true;
+    pthread_cond_broadcast(&h->cv);
+    pthread_mutex_unlock(&h->mu);
+    pthread_join(h->thread, NULL);
+    h->thread_started = false;
 }
 
 int evr_host_close(struct evr_host *h, const evr_h128 *applied_resp,
@@ -814,9 +1043,8 @@ int evr_host_close(struct evr_host *h, const evr_h128 *applied_resp,
     if (h == NULL) {
         return 0;
     }
-    int rc = h->broken.code
-                 ? evr_err_set(err, h->broken.code, "%s", h->broken.msg)
-                 : 0;
+    int rc = h->cow != NULL ? settle(h, err) : 0;
+    stop_thread(h);
     if (rc == 0 && h->cow != NULL && evr_cow_uncommitted(h->cow) > 0 &&
         evr_cow_capturing(h->cow)) {
         rc = evr_cow_rollback(h->cow, h->applied + 1, err);
@@ -843,6 +1071,10 @@ int evr_host_close(struct evr_host *h, const evr_h128 *applied_resp,
     free(h->resp);
     free(h->slot_client);
     free(h->slot_index);
+    free(h->job_reqs);
+    evr_buf_free(&h->job_data);
+    pthread_cond_destroy(&h->cv);
+    pthread_mutex_destroy(&h->mu);
     free(h);
     return rc;
 }

@@ -22,18 +22,26 @@
  * The table grows by one row per client id ever seen; it is not trimmed
  * (a limit to lift with a deterministic, batch-stamped expiry).
  *
- * Execution is synchronous: execute() runs the whole batch on the calling
- * thread (the executor's worker 0) and its pool, and leaves the result for
- * evr_host_deliver(), which the server calls once the core's call returned
- * (the core forbids evr_vr_executed from inside execute).
+ * Execution. Inline (o.async false): execute() runs the whole batch on the
+ * calling thread (the executor's worker 0) and its pool, and leaves the
+ * result for evr_host_deliver(), which the caller invokes once the core's
+ * call returned (the core forbids evr_vr_executed from inside execute).
+ * Async (o.async, the server): execute() copies the batch and hands it to
+ * the host's execution thread, so that the loop goes on receiving votes
+ * and requests and sending replies while it runs; the thread calls
+ * o.on_done, and evr_host_deliver() on the loop thread then reports it.
+ * While a job runs, host calls that need the state (rollback, deltas,
+ * snapshots, close) first wait for it; commit only records the op and the
+ * cow catches up when the job is over (it just drops pre-images).
  *
  * Snapshots of the applied state while batches wait uncommitted: their
  * deltas are exported, they are rolled back, the file is written, and the
  * deltas are applied again — exact, since a delta carries the final images
  * and checks its base and result roots.
  *
- * Threads: one (the server's loop thread), plus the executor's pool inside
- * execute.
+ * Threads: every evr_host_* function and every call through the table
+ * runs on one thread (the server's loop thread); the execution thread
+ * (async) and the executor's pool only run jobs.
  */
 #ifndef EVR_SERVER_HOST_H
 #define EVR_SERVER_HOST_H
@@ -63,6 +71,10 @@ struct evr_host_opts {
     bool keep_unclean;        /* keep a file left without a clean stop (a
                                  replica alone: what it holds is all that
                                  was ever committed) */
+    bool async;               /* execute on the host's own thread */
+    void (*on_done)(void *data); /* async: a job finished (called from
+                                    the execution thread) */
+    void *done_data;
     bool memory;              /* state.db held in memory while serving,
                                  written back at a clean stop
                                  (evr_cow_opts.memory) */
@@ -103,7 +115,13 @@ int evr_host_close(struct evr_host *h, const evr_h128 *applied_resp,
 struct evr_vr_host evr_host_table(struct evr_host *h);
 
 /* Reports a finished execution to r; false if none waits. */
-bool evr_host_deliver(struct evr_host *h, struct evr_vr *r);
+/* Reports a finished execution to r: 1, or 0 if none waits, or a negative
+ * code when the execution failed (the replica must stop; err says why). */
+int evr_host_deliver(struct evr_host *h, struct evr_vr *r,
+                     struct evr_err *err);
+
+/* Waits until no job runs (async); 0, or the job's failure. For tests. */
+int evr_host_wait(struct evr_host *h, struct evr_err *err);
 
 /* The finished execution itself (what deliver reports), for tests; resp
  * is borrowed until the next execute. */

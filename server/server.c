@@ -30,6 +30,8 @@ struct server {
     uv_loop_t loop;
     uv_timer_t ticker;
     uv_signal_t sigterm, sigint;
+    uv_async_t done;   /* the host's execution thread finished a job;
+                          unref'd, closed after the host */
     struct net *net;
     struct evr_host *host;
     struct evr_vr *vr;
@@ -161,10 +163,11 @@ static void stop(struct server *s);
 /* Delivers finished executions and notices a failed core. */
 static void pump(struct server *s)
 {
-    while (evr_host_deliver(s->host, s->vr)) {
-    }
     struct evr_err err;
-    if (s->failure.code == 0 && evr_vr_failed(s->vr, &err) != 0) {
+    int rc;
+    while ((rc = evr_host_deliver(s->host, s->vr, &err)) > 0) {
+    }
+    if (s->failure.code == 0 && (rc < 0 || evr_vr_failed(s->vr, &err) != 0)) {
         s->failure = err;
         slog(s, EVR_LOG_ERROR, "replica stopped: %s", err.msg);
         stop(s);
@@ -366,11 +369,18 @@ static int vr_config(const struct evr_server_opts *o,
     return evr_vr_config_check(cfg, err);
 }
 
-static void flush_before_execute(void *data)
+/* Execution thread: wakes the loop, which delivers the result. */
+static void job_done(void *data)
 {
     struct server *s = data;
-    if (s->net != NULL) {
-        net_flush(s->net);
+    uv_async_send(&s->done);
+}
+
+static void on_job_done(uv_async_t *a)
+{
+    struct server *s = a->data;
+    if (s->vr != NULL && !s->stopping) {
+        pump(s);
     }
 }
 
@@ -393,7 +403,7 @@ static int open_host(struct server *s, struct evr_vr_config *cfg,
         .memory = o->storage == EVR_SERVER_STORAGE_MEMORY ||
                   (o->storage == EVR_SERVER_STORAGE_DEFAULT &&
                    o->mode != EVR_SERVER_UNREPLICATED),
-        .before_execute = flush_before_execute, .before_data = s};
+        .async = true, .on_done = job_done, .done_data = s};
     enum evr_host_start start;
     rc = rc ? rc : evr_host_open(&ho, &s->host, &start, applied, err);
     if (rc != 0) {
@@ -469,6 +479,9 @@ int evr_server_run(const struct evr_server_opts *o, struct evr_err *err)
     evr_rng_seed(&s->rng, seed);
     evr_buf_init(&s->status_out, 1u << 16);
     uv_loop_init(&s->loop);
+    uv_async_init(&s->loop, &s->done, on_job_done);
+    s->done.data = s;
+    uv_unref((uv_handle_t *)&s->done);
     struct evr_vr_config cfg;
     struct evr_vr_applied applied;
     bool recovering;
@@ -501,6 +514,8 @@ int evr_server_run(const struct evr_server_opts *o, struct evr_err *err)
     }
     evr_vr_free(s->vr);
     net_free(s->net);
+    uv_close((uv_handle_t *)&s->done, on_closed); /* the thread is gone */
+    uv_run(&s->loop, UV_RUN_NOWAIT);
     uv_loop_close(&s->loop);
     evr_buf_free(&s->status_out);
     free(s);
