@@ -11,6 +11,7 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "common/rng.h"
@@ -38,6 +39,7 @@ struct server {
     struct evr_rng rng;
     struct evr_buf status_out;
     bool stopping;
+    int threads;       /* o->threads, or the automatic choice */
     uint64_t last_tick_ns;
     struct evr_err failure;
 };
@@ -82,7 +84,7 @@ void evr_server_opts_default(struct evr_server_opts *o)
     *o = (struct evr_server_opts){
         .cluster_id = 1,
         .mode = EVR_SERVER_EVE,
-        .threads = 2,
+        .threads = 0,
         .batch_size_max = 128,
         .batch_delay_ms = 0,
         .depth_max = 8,
@@ -395,7 +397,7 @@ static int open_host(struct server *s, struct evr_vr_config *cfg,
     int rc = vr_config(o, cfg, err);
     rc = rc ? rc : check_identity(s, &restart, err);
     struct evr_host_opts ho = {
-        .dir = o->dir, .app = o->app, .threads = o->threads,
+        .dir = o->dir, .app = o->app, .threads = s->threads,
         .batch_size_max = o->batch_size_max,
         .depth_max = 4 * o->depth_max + 16,
         .capture = o->mode != EVR_SERVER_UNREPLICATED,
@@ -458,8 +460,32 @@ static int start_loop(struct server *s, struct evr_err *err)
     uv_signal_start(&s->sigint, on_signal, SIGINT);
     slog(s, EVR_LOG_INFO, "replica %u of %u listening on %s (%s, app %s, "
          "%d threads)", o->id, o->replicas, o->addrs[o->id],
-         evr_server_mode_name(o->mode), o->app_desc, o->threads);
+         evr_server_mode_name(o->mode), o->app_desc, s->threads);
     return 0;
+}
+
+static bool is_loopback(const char *addr)
+{
+    return strncmp(addr, "127.", 4) == 0 ||
+           strncmp(addr, "localhost:", 10) == 0 ||
+           strncmp(addr, "[::1]:", 6) == 0;
+}
+
+/* Threads by default: the cores, shared with the other replicas when every
+ * address is on this machine (a local cluster), at most 16. */
+static int auto_threads(const struct evr_server_opts *o)
+{
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    uint32_t here = 1;
+    for (uint32_t i = 0; i < o->replicas; i++) {
+        if (!is_loopback(o->addrs[i])) {
+            here = 1;
+            break;
+        }
+        here = o->replicas;
+    }
+    long t = cores > 0 ? cores / (long)here : 1;
+    return t < 1 ? 1 : t > 16 ? 16 : (int)t;
 }
 
 int evr_server_run(const struct evr_server_opts *o, struct evr_err *err)
@@ -471,6 +497,7 @@ int evr_server_run(const struct evr_server_opts *o, struct evr_err *err)
         return evr_err_set(err, EVR_ENOMEM, "server");
     }
     s->o = o;
+    s->threads = o->threads > 0 ? o->threads : auto_threads(o);
     signal(SIGPIPE, SIG_IGN);
     uint64_t seed;
     if (getrandom(&seed, sizeof seed, 0) != (ssize_t)sizeof seed) {

@@ -76,7 +76,7 @@ struct evr_server_opts {
     const char *app_desc;        /* the app's name and options, recorded in
                                     DIR/replica and checked on restart */
     enum evr_server_mode mode;
-    int threads;
+    int threads;                 /* 0: automatic (evr_server_opts_default) */
     uint32_t batch_size_max;
     uint32_t batch_delay_ms;
     uint32_t depth_max;
@@ -94,7 +94,9 @@ struct evr_server_opts {
     enum evr_server_storage storage;
 };
 
-/* Defaults for everything but addresses, dir and app: eve, 2 threads,
+/* Defaults for everything but addresses, dir and app: eve, threads 0 (the
+ * cores, divided by the replicas when every address is a loopback one — a
+ * local cluster shares one machine — at most 16),
  * batches of 128 cut as soon as the pipeline has room (delay 0), depth 8,
  * heartbeat 20 ms, view timeout 1 s, verify timeout 200 ms, 1024
  * connections, 256 MiB of output per connection, 65536 routes, info. */

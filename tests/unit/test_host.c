@@ -27,19 +27,33 @@ struct fx {
 
 static struct fx F;
 
+/* How the host runs: inline on disk (the default), or as the server runs
+ * it — async jobs on its own thread, state.db in memory. */
+static bool ASYNC_MEMORY;
+static int jobs_done; /* on_done calls (from the execution thread) */
+static int jobs_queued;
+
+static void count_done(void *data)
+{
+    (void)data;
+    __atomic_fetch_add(&jobs_done, 1, __ATOMIC_SEQ_CST);
+}
+
 static void open_host(void)
 {
     struct evr_host_opts o = {.dir = F.dir, .app = &F.app, .threads = 2,
                               .batch_size_max = 64, .depth_max = 16,
-                              .capture = true};
+                              .capture = true, .async = ASYNC_MEMORY,
+                              .memory = ASYNC_MEMORY,
+                              .on_done = count_done};
     struct evr_err err;
     OK(evr_host_open(&o, &F.h, &F.start, &F.applied, &err));
     F.t = evr_host_table(F.h);
 }
 
-static int setup(void **state)
+static int setup_as(bool async_memory)
 {
-    (void)state;
+    ASYNC_MEMORY = async_memory;
     memset(&F, 0, sizeof F);
     snprintf(F.dir, sizeof F.dir, "/tmp/evr-host-XXXXXX");
     assert_non_null(mkdtemp(F.dir));
@@ -50,10 +64,25 @@ static int setup(void **state)
     return 0;
 }
 
+static int setup(void **state)
+{
+    (void)state;
+    return setup_as(false);
+}
+
+static int setup_async_memory(void **state)
+{
+    (void)state;
+    return setup_as(true);
+}
+
 static int teardown(void **state)
 {
     (void)state;
-    evr_host_close(F.h, NULL, NULL);
+    evr_host_close(F.h, NULL, NULL); /* joins the execution thread */
+    assert_int_equal(__atomic_load_n(&jobs_done, __ATOMIC_SEQ_CST),
+                     jobs_queued);
+    jobs_done = jobs_queued = 0;
     evr_app_close(&F.app);
     for (uint32_t i = 0; i < 16; i++) {
         evr_buf_free(&F.enc[i]);
@@ -84,6 +113,10 @@ static void run(uint64_t op, bool sequential, struct evr_host_result *res)
                              .seed = op, .n = F.n, .req = F.req};
     struct evr_err err;
     OK(F.t.execute(F.t.data, &b, sequential, &err));
+    jobs_queued += ASYNC_MEMORY;
+    if (ASYNC_MEMORY) {
+        OK(evr_host_wait(F.h, &err));
+    }
     assert_true(evr_host_take(F.h, res));
     assert_int_equal(res->op, op);
     assert_int_equal(res->n, F.n);
@@ -211,6 +244,45 @@ static void test_clean_stop_and_crash(void **state)
     assert_true(evr_h128_eq(F.applied.root, populated));
 }
 
+/* Async: what the core may do while a job runs — commit the op before
+ * it, export a snapshot, deliver — leaves the same state as inline. */
+static void test_calls_while_a_job_runs(void **state)
+{
+    (void)state;
+    struct evr_host_result r1, r2;
+    struct evr_err err;
+    add(1, 1, EVR_KV_PUT, "p", "1");
+    run(1, false, &r1);
+    add(1, 2, EVR_KV_PUT, "p", "2");
+    add(2, 1, EVR_KV_GET, "p", NULL);
+    struct evr_vr_batch b = {.op = 2, .timestamp_us = 1700000000000000LL,
+                             .seed = 2, .n = F.n, .req = F.req};
+    OK(F.t.execute(F.t.data, &b, false, &err));
+    jobs_queued++;
+    F.n = 0;
+    /* the batch was copied: the caller's requests may change at once */
+    memset(F.enc[0].data, 0xee, F.enc[0].len);
+    OK(F.t.commit(F.t.data, 1, &err)); /* recorded; the cow follows */
+    struct evr_buf snap;
+    evr_buf_init(&snap, SIZE_MAX);
+    evr_h128 root;
+    OK(F.t.snapshot_export(F.t.data, &snap, &root, &err)); /* waits */
+    assert_true(evr_h128_eq(root, r1.root));
+    assert_true(evr_host_take(F.h, &r2));
+    assert_int_equal(r2.op, 2);
+    check_get(&r2.resp[1], "2");
+    OK(F.t.commit(F.t.data, 2, &err));
+    assert_true(evr_h128_eq(evr_host_applied_root(F.h), r2.root));
+    assert_false(evr_host_take(F.h, &r2)); /* delivered once */
+    evr_h128 resp = {2, 2};
+    OK(evr_host_close(F.h, &resp, &err));
+    open_host();
+    assert_int_equal(F.start, EVR_HOST_CLEAN);
+    assert_int_equal(F.applied.op, 2);
+    assert_true(evr_h128_eq(F.applied.root, r2.root));
+    evr_buf_free(&snap);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -220,6 +292,14 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_clean_stop_and_crash, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_client_table_rule,
+                                        setup_async_memory, teardown),
+        cmocka_unit_test_setup_teardown(test_rollback_and_snapshot_under_load,
+                                        setup_async_memory, teardown),
+        cmocka_unit_test_setup_teardown(test_clean_stop_and_crash,
+                                        setup_async_memory, teardown),
+        cmocka_unit_test_setup_teardown(test_calls_while_a_job_runs,
+                                        setup_async_memory, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
