@@ -41,7 +41,10 @@ static void count_done(void *data)
 
 static void open_host(void)
 {
-    struct evr_host_opts o = {.dir = F.dir, .app = &F.app, .threads = 2,
+    /* async + memory with one thread: the server's choice for a local
+     * cluster on 2 cores, and cow_state's in-memory rollback journal */
+    struct evr_host_opts o = {.dir = F.dir, .app = &F.app,
+                              .threads = ASYNC_MEMORY ? 1 : 2,
                               .batch_size_max = 64, .depth_max = 16,
                               .capture = true, .async = ASYNC_MEMORY,
                               .memory = ASYNC_MEMORY,
