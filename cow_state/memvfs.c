@@ -720,6 +720,12 @@ static int settle_disk_wal(const char *path, struct evr_err *err)
     }
     sqlite3 *db = NULL;
     int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL);
+    /* SQLite opens the WAL lazily: without a first read the checkpoint
+     * below would see no WAL and the commits in it would be lost. */
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_exec(db, "SELECT 1 FROM sqlite_schema LIMIT 1", NULL,
+                          NULL, NULL);
+    }
     if (rc == SQLITE_OK) {
         rc = sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_TRUNCATE,
                                        NULL, NULL);
@@ -733,10 +739,29 @@ static int settle_disk_wal(const char *path, struct evr_err *err)
     return erc;
 }
 
+/* Finds the loaded database path; NULL if none is. */
+static struct mem_file *find_loaded(const char *path)
+{
+    char name[EVR__MEM_NAME_MAX];
+    if (full_name(path, name, sizeof name, NULL) != 0) {
+        return NULL;
+    }
+    pthread_mutex_lock(&reg_mu);
+    struct mem_file *f = find_locked(name);
+    pthread_mutex_unlock(&reg_mu);
+    return f != NULL && f->pinned ? f : NULL;
+}
+
 int evr__mem_load(const char *path, struct evr_err *err)
 {
     char name[EVR__MEM_NAME_MAX];
     int rc = full_name(path, name, sizeof name, err);
+    /* Checked before touching the disk: folding a WAL into a file that is
+     * open in memory would change it under its owner. */
+    if (rc == 0 && find_loaded(path) != NULL) {
+        rc = evr_err_set(err, EVR_EBUSY, "'%s' is already open in memory",
+                         path);
+    }
     rc = rc ? rc : settle_disk_wal(path, err);
     uint8_t *data = NULL;
     size_t size = 0;
@@ -761,19 +786,6 @@ int evr__mem_load(const char *path, struct evr_err *err)
     pthread_mutex_unlock(&reg_mu);
     free(data);
     return rc;
-}
-
-/* Finds the loaded database path; NULL if none is. */
-static struct mem_file *find_loaded(const char *path)
-{
-    char name[EVR__MEM_NAME_MAX];
-    if (full_name(path, name, sizeof name, NULL) != 0) {
-        return NULL;
-    }
-    pthread_mutex_lock(&reg_mu);
-    struct mem_file *f = find_locked(name);
-    pthread_mutex_unlock(&reg_mu);
-    return f != NULL && f->pinned ? f : NULL;
 }
 
 /* Forgets the in-memory WAL of the database `name` (no handle may be
