@@ -4,7 +4,12 @@
  * queued or in the log (to keep a retry out of a second batch). The
  * authoritative at-most-once table is the host's, inside the replicated
  * state (vr.h); this one is a cache of it and may forget: at clients_max
- * entries the least recently used one goes.
+ * entries the least recently used one goes. A new request only pushes out
+ * a client with nothing in flight (vr_client_admit): forgetting one whose
+ * request is queued would let every retry of it into the queue again, and
+ * with more clients than clients_max the queue then grew faster than
+ * batches drained it (the simulator found this, seed 4616 of the run with
+ * clean stops).
  *
  * Open addressing with linear probing over a power-of-two array of at least
  * twice clients_max slots; deletion by backward shift keeps probes short.
@@ -57,17 +62,34 @@ static void remove_at(struct evr_vr *r, uint64_t i)
     r->clients_len--;
 }
 
-static void evict_oldest(struct evr_vr *r)
+/* Removes the least recently used entry (with idle_only, of those with
+ * nothing in flight); false if there is none. */
+static bool evict_oldest(struct evr_vr *r, bool idle_only)
 {
     uint64_t oldest = UINT64_MAX, at = 0;
     for (uint64_t i = 0; i < r->clients_cap; i++) {
-        if (r->clients[i].client != 0 && r->clients[i].used < oldest) {
-            oldest = r->clients[i].used;
+        const struct vr_client *c = &r->clients[i];
+        if (c->client != 0 && c->used < oldest &&
+            (!idle_only || c->pending_no <= c->request_no)) {
+            oldest = c->used;
             at = i;
         }
     }
-    assert(oldest != UINT64_MAX);
+    if (oldest == UINT64_MAX) {
+        return false;
+    }
     remove_at(r, at);
+    return true;
+}
+
+struct vr_client *vr_client_admit(struct evr_vr *r, uint64_t client)
+{
+    struct vr_client *c = vr_client_get(r, client, false);
+    if (c == NULL && r->clients_len >= r->cfg.clients_max &&
+        !evict_oldest(r, true)) {
+        return NULL;
+    }
+    return c != NULL ? c : vr_client_get(r, client, true);
 }
 
 struct vr_client *vr_client_get(struct evr_vr *r, uint64_t client,
@@ -86,7 +108,9 @@ struct vr_client *vr_client_get(struct evr_vr *r, uint64_t client,
         return NULL;
     }
     if (r->clients_len >= r->cfg.clients_max) {
-        evict_oldest(r);
+        bool evicted = evict_oldest(r, false);
+        assert(evicted);
+        (void)evicted;
         return vr_client_get(r, client, true);
     }
     struct vr_client *c = &r->clients[i];

@@ -83,6 +83,8 @@ struct evr_vr {
     /* VR state */
     uint64_t view, last_normal_view;
     bool lnv_pending;  /* joined view late: its log is not view's log yet */
+    bool draining;     /* evr_vr_drain: no new batches or ops */
+    uint64_t quiet_ms; /* draining: since when quiet (or drain start) */
     enum evr_vr_status status;
     uint64_t op, commit, applied, executed;
     evr_h128 applied_root, applied_resp;
@@ -186,6 +188,10 @@ int vr_clients_init(struct evr_vr *r);
 void vr_clients_free(struct evr_vr *r);
 struct vr_client *vr_client_get(struct evr_vr *r, uint64_t client,
                                 bool create);
+/* The entry for a new request: found, or made by pushing out only a client
+ * with nothing in flight; NULL when every entry has a request in flight
+ * (the request is dropped and the client retries). */
+struct vr_client *vr_client_admit(struct evr_vr *r, uint64_t client);
 void vr_clients_rebuild_pending(struct evr_vr *r);
 
 /* normal.c */

@@ -115,7 +115,11 @@ void vr_on_request(struct evr_vr *r, const struct evr_msg *m)
         r->stats.requests_dropped++;
         return;
     }
-    struct vr_client *c = vr_client_get(r, client, true);
+    struct vr_client *c = vr_client_admit(r, client);
+    if (c == NULL) {
+        r->stats.requests_dropped++; /* clients_max clients in flight */
+        return;
+    }
     if (no == c->request_no) {
         send_reply(r, client, no, c->op, c->status, c->reply.data,
                    (uint32_t)c->reply.len);
@@ -207,6 +211,9 @@ static void prepare(struct evr_vr *r, struct vr_queued *q, struct evr_buf *b)
 /* Cuts queued batches into the log while the pipeline has room. */
 static void cut_batches(struct evr_vr *r)
 {
+    if (r->draining) {
+        return;
+    }
     struct evr_buf b;
     evr_buf_init(&b, batch_bytes_max(r) + 64);
     while (r->queue_len > 0) {
@@ -428,6 +435,9 @@ void vr_on_prepare(struct evr_vr *r, const struct evr_msg *m)
         vr_undo_from(r, op);
         vr_truncate_after(r, op - 1);
         e = NULL;
+    }
+    if (e == NULL && r->draining) {
+        return; /* no new promise: let the ops in flight settle */
     }
     if (e == NULL && op == r->op + 1 && op > r->applied &&
         vr_log_room(r, op)) {

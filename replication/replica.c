@@ -203,6 +203,19 @@ static int alloc_state(struct evr_vr *r)
     return rc != 0 ? rc : vr_queue_init(r);
 }
 
+/* Back in the view of a quiet stop (vr.h). Its primary would hand out
+ * attempt numbers that view already used, so it moves on instead. */
+static void resume(struct evr_vr *r, uint64_t view)
+{
+    assert(r->op == r->applied);
+    r->view = r->last_normal_view = view;
+    vr_log(r, 2, "resuming in view %llu at op %llu", (unsigned long long)view,
+           (unsigned long long)r->applied);
+    if (vr_primary_of(r, view) == r->cfg.self) {
+        vr_start_view_change(r, view + 1);
+    }
+}
+
 int evr_vr_new(const struct evr_vr_config *cfg, const struct evr_vr_io *io,
                const struct evr_vr_host *host,
                const struct evr_vr_applied *applied, bool recovering,
@@ -232,8 +245,11 @@ int evr_vr_new(const struct evr_vr_config *cfg, const struct evr_vr_io *io,
     r->applied_resp = applied->resp_digest;
     r->primary_ms = r->heartbeat_ms = now_ms;
     r->status = EVR_VR_NORMAL;
+    assert(applied->resume || applied->view == 0);
     if (recovering) {
         vr_start_recovery(r);
+    } else if (applied->resume) {
+        resume(r, applied->view);
     }
     *out = r;
     return 0;
@@ -358,6 +374,13 @@ int evr_vr_receive(struct evr_vr *r, const void *frame, size_t len,
     return 0;
 }
 
+static bool vr_quiet(const struct evr_vr *r)
+{
+    return r->status == EVR_VR_NORMAL && !r->lnv_pending && !r->executing &&
+           !r->st_active && r->repair_op == 0 && r->op == r->applied &&
+           r->executed == r->applied;
+}
+
 void evr_vr_tick(struct evr_vr *r, uint64_t now_ms)
 {
     if (r->failure.code != 0) {
@@ -372,6 +395,9 @@ void evr_vr_tick(struct evr_vr *r, uint64_t now_ms)
     vr_view_tick(r);
     vr_catchup_tick(r);
     vr_progress(r);
+    if (r->draining && !vr_quiet(r)) {
+        r->quiet_ms = r->now_ms;
+    }
     vr_check(r);
 }
 
@@ -405,7 +431,21 @@ void evr_vr_info(const struct evr_vr *r, struct evr_vr_info *out)
         .applied_token = evr_token(r->applied, r->applied_root,
                                    r->applied_resp),
         .executing = r->executing,
+        .quiet = vr_quiet(r),
+        .drained = r->draining && vr_quiet(r) &&
+                   (!vr_is_primary(r) ||
+                    r->now_ms - r->quiet_ms > 2 * r->cfg.heartbeat_ms),
     };
+}
+
+void evr_vr_drain(struct evr_vr *r)
+{
+    if (!r->draining) {
+        vr_log(r, 2, "draining at op %llu, applied %llu",
+               (unsigned long long)r->op, (unsigned long long)r->applied);
+    }
+    r->draining = true;
+    r->quiet_ms = r->now_ms;
 }
 
 void evr_vr_stats(const struct evr_vr *r, struct evr_vr_stats *out)

@@ -218,19 +218,33 @@ struct evr_vr_applied {
     uint64_t op;
     evr_h128 root;        /* state root after op */
     evr_h128 resp_digest; /* response digest of op */
+    /* Set only from a stop at which evr_vr_info said `quiet`, with that
+     * info's view: everything the replica ever promised (votes, view
+     * changes) is in its applied state, so it may resume in `view` as if
+     * it had only been cut off, instead of recovering. */
+    bool resume;
+    uint64_t view;
 };
 
 /*
  * A replica whose host is at `applied`. recovering: false for the first
- * start of a new cluster (view 0, normal), true after any restart (VR
- * recovery). cfg, io and host are copied; io->data and host->data must
- * outlive the replica.
+ * start of a new cluster (view 0, normal) and for a resume (applied->resume:
+ * normal in applied->view, or a view change to the next view if it was that
+ * view's primary, whose numbering of attempts is lost); true after any other
+ * restart (VR recovery). cfg, io and host are copied; io->data and
+ * host->data must outlive the replica.
  */
 int evr_vr_new(const struct evr_vr_config *cfg, const struct evr_vr_io *io,
                const struct evr_vr_host *host,
                const struct evr_vr_applied *applied, bool recovering,
                uint64_t now_ms, struct evr_vr **out, struct evr_err *err);
 void evr_vr_free(struct evr_vr *r);
+
+/* The replica is stopping: as primary it cuts no more batches, as backup
+ * it takes no new op from PREPAREs, so that ops in flight can commit and
+ * the replica become quiet (evr_vr_info) for a resumable stop. Requests
+ * still arrive and are dropped at the stop; clients retry. Irreversible. */
+void evr_vr_drain(struct evr_vr *r);
 
 /* A frame from a replica or a client. Bad frames are counted and dropped;
  * returns 0 or the reason (for the embedder's log). */
@@ -258,6 +272,14 @@ struct evr_vr_info {
     evr_h128 applied_token;
     evr_h128 applied_root, applied_resp; /* what the token binds */
     bool executing;
+    /* Normal, with no op past applied (none prepared, voted for, executing
+     * or being repaired) and the log its view's own: a stop now loses no
+     * promise, and the replica may resume (evr_vr_applied.resume). */
+    bool quiet;
+    /* Draining (evr_vr_drain) and done: quiet, and as primary quiet for
+     * over two heartbeats, so its COMMITs of the last ops had their
+     * chances to reach the backups (who stay unquiet until they apply). */
+    bool drained;
 };
 void evr_vr_info(const struct evr_vr *r, struct evr_vr_info *out);
 void evr_vr_stats(const struct evr_vr *r, struct evr_vr_stats *out);

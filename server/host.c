@@ -845,7 +845,11 @@ static void path_in(const struct evr_host *h, const char *name, char *out,
     snprintf(out, n, "%s/%s", h->dir, name);
 }
 
-/* DIR/clean-stop: "evr-clean-stop 1\n<op> <root hex> <resp hex>\n". */
+/*
+ * DIR/clean-stop, one text line after the version line:
+ *   "evr-clean-stop 2\n<op> <root hex> <resp hex> <view> <resume 0|1>\n"
+ * Version 1 (no view, no resume) is still read, as resume 0.
+ */
 static int read_clean_stop(const char *path, struct evr_vr_applied *a,
                            struct evr_err *err)
 {
@@ -854,28 +858,36 @@ static int read_clean_stop(const char *path, struct evr_vr_applied *a,
         return evr_err_set(err, EVR_EIO, "%s: %s", path, strerror(errno));
     }
     char root[40], resp[40];
-    unsigned long long op;
-    int k = fscanf(f, "evr-clean-stop 1 %llu %36s %36s", &op, root, resp);
+    unsigned long long op, view = 0;
+    unsigned version = 0, resume = 0;
+    int k = fscanf(f, "evr-clean-stop %u %llu %36s %36s %llu %u", &version,
+                   &op, root, resp, &view, &resume);
     fclose(f);
-    if (k != 3 || !evr_h128_from_hex(root, &a->root) ||
+    bool ok = (version == 1 && k == 4) || (version == 2 && k == 6);
+    if (!ok || resume > 1 || !evr_h128_from_hex(root, &a->root) ||
         !evr_h128_from_hex(resp, &a->resp_digest)) {
         return evr_err_set(err, EVR_ECORRUPT, "%s: not a clean-stop record",
                            path);
     }
     a->op = op;
+    a->resume = resume == 1;
+    a->view = a->resume ? view : 0;
     return 0;
 }
 
-static int write_clean_stop(const struct evr_host *h, evr_h128 resp,
+static int write_clean_stop(const struct evr_host *h,
+                            const struct evr_vr_applied *stop,
                             struct evr_err *err)
 {
-    char path[4300], tmp[4400], text[160], root_hex[33], resp_hex[33];
+    char path[4300], tmp[4400], text[200], root_hex[33], resp_hex[33];
     path_in(h, "clean-stop", path, sizeof path);
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     evr_h128_to_hex(h->applied_root, root_hex);
-    evr_h128_to_hex(resp, resp_hex);
-    int n = snprintf(text, sizeof text, "evr-clean-stop 1\n%llu %s %s\n",
-                     (unsigned long long)h->applied, root_hex, resp_hex);
+    evr_h128_to_hex(stop->resp_digest, resp_hex);
+    int n = snprintf(text, sizeof text,
+                     "evr-clean-stop 2\n%llu %s %s %llu %d\n",
+                     (unsigned long long)h->applied, root_hex, resp_hex,
+                     (unsigned long long)stop->view, stop->resume ? 1 : 0);
     int rc = write_whole(tmp, text, (size_t)n, true, err);
     if (rc == 0 && rename(tmp, path) != 0) {
         rc = evr_err_set(err, EVR_EIO, "%s: %s", path, strerror(errno));
@@ -1037,12 +1049,14 @@ static void stop_thread(struct evr_host *h)
     h->thread_started = false;
 }
 
-int evr_host_close(struct evr_host *h, const evr_h128 *applied_resp,
+int evr_host_close(struct evr_host *h, const struct evr_vr_applied *stop,
                    struct evr_err *err)
 {
     if (h == NULL) {
         return 0;
     }
+    assert(stop == NULL || stop->op == h->applied);
+    assert(stop == NULL || stop->resume || stop->view == 0);
     int rc = h->cow != NULL ? settle(h, err) : 0;
     stop_thread(h);
     if (rc == 0 && h->cow != NULL && evr_cow_uncommitted(h->cow) > 0 &&
@@ -1053,7 +1067,7 @@ int evr_host_close(struct evr_host *h, const evr_h128 *applied_resp,
         /* no capture, no incremental digest: the record needs a scan */
         rc = evr_cow_digest_full(h->cow, &h->applied_root, err);
     }
-    bool record = rc == 0 && h->cow != NULL && applied_resp != NULL;
+    bool record = rc == 0 && h->cow != NULL && stop != NULL;
     if (record) {
         rc = evr_cow_save(h->cow, err); /* synced: the record may follow */
         record = rc == 0;
@@ -1062,7 +1076,7 @@ int evr_host_close(struct evr_host *h, const evr_h128 *applied_resp,
     evr_executor_free(h->ex);
     evr_mixer_free(h->mixer);
     evr_cow_close(h->cow);
-    rc = record ? write_clean_stop(h, *applied_resp, err) : rc;
+    rc = record ? write_clean_stop(h, stop, err) : rc;
     evr_buf_free(&h->stored);
     free(h->execd);
     free(h->run);

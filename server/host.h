@@ -103,12 +103,13 @@ int evr_host_open(const struct evr_host_opts *o, struct evr_host **out,
                   enum evr_host_start *start, struct evr_vr_applied *applied,
                   struct evr_err *err);
 
-/* Rolls back what is not applied and closes; with applied_resp (the
- * response digest of the applied op, from the core) it also writes
- * DIR/clean-stop so that the next start keeps the file. Closes even when
- * a step fails (then returns it: the next start repopulates). NULL h is
- * ignored. */
-int evr_host_close(struct evr_host *h, const evr_h128 *applied_resp,
+/* Rolls back what is not applied and closes; with stop (from the core:
+ * stop->op the applied op, stop->resp_digest its response digest, and
+ * resume and view as evr_vr_applied says) it also writes DIR/clean-stop so
+ * that the next start keeps the file, and evr_host_open hands resume and
+ * view back. Closes even when a step fails (then returns it: the next
+ * start repopulates). NULL h is ignored. */
+int evr_host_close(struct evr_host *h, const struct evr_vr_applied *stop,
                    struct evr_err *err);
 
 /* The table for evr_vr_new. */

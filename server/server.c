@@ -23,6 +23,9 @@
 /* A loop iteration this long (a batch, a snapshot, the machine) is worth a
  * warning: backups start a view change after view_timeout_ms of it. */
 #define STALL_WARN_NS (100 * 1000000ull)
+/* SIGTERM waits at most this long for the ops in flight to settle, so that
+ * the stop is quiet and the next start resumes instead of recovering. */
+#define DRAIN_MS 2000
 #define STATUS_BODY_MAX 0 /* a STATUS frame has no body */
 #define BODY_MAX ((size_t)64 << 20)
 
@@ -39,6 +42,8 @@ struct server {
     struct evr_rng rng;
     struct evr_buf status_out;
     bool stopping;
+    bool draining;     /* a signal came: stop once quiet or at drain_end */
+    uint64_t drain_end_ms;
     int threads;       /* o->threads, or the automatic choice */
     uint64_t last_tick_ns;
     struct evr_err failure;
@@ -162,6 +167,23 @@ static void io_log(void *data, int level, const char *msg)
 
 static void stop(struct server *s);
 
+/* While draining: stops once the replica is quiet, or when time is up. */
+static void check_drained(struct server *s)
+{
+    struct evr_vr_info info;
+    evr_vr_info(s->vr, &info);
+    if (info.drained) {
+        stop(s);
+    } else if (uv_now(&s->loop) >= s->drain_end_ms) {
+        slog(s, EVR_LOG_WARN, "ops still in flight after %d ms (op %llu, "
+             "applied %llu, %s): stopping anyway; the next start recovers "
+             "from the other replicas", DRAIN_MS,
+             (unsigned long long)info.op, (unsigned long long)info.applied,
+             evr_vr_status_name(info.status));
+        stop(s);
+    }
+}
+
 /* Delivers finished executions and notices a failed core. */
 static void pump(struct server *s)
 {
@@ -173,6 +195,9 @@ static void pump(struct server *s)
         s->failure = err;
         slog(s, EVR_LOG_ERROR, "replica stopped: %s", err.msg);
         stop(s);
+    }
+    if (s->draining && !s->stopping) {
+        check_drained(s);
     }
 }
 
@@ -304,11 +329,22 @@ static void stop(struct server *s)
     uv_close((uv_handle_t *)&s->sigint, on_closed);
 }
 
+/* The first signal drains (evr_vr_drain), a second one stops at once. */
 static void on_signal(uv_signal_t *h, int signum)
 {
     struct server *s = h->data;
-    slog(s, EVR_LOG_INFO, "%s: stopping", strsignal(signum));
-    stop(s);
+    if (s->draining || s->vr == NULL) {
+        slog(s, EVR_LOG_INFO, "%s: stopping", strsignal(signum));
+        stop(s);
+        return;
+    }
+    slog(s, EVR_LOG_INFO, "%s: stopping once the ops in flight settle (at "
+         "most %d ms; a second signal stops at once)", strsignal(signum),
+         DRAIN_MS);
+    s->draining = true;
+    s->drain_end_ms = uv_now(&s->loop) + DRAIN_MS;
+    evr_vr_drain(s->vr);
+    check_drained(s);
 }
 
 /* ------------------------------------------------------------ identity */
@@ -416,11 +452,21 @@ static int open_host(struct server *s, struct evr_vr_config *cfg,
         "kept (no clean stop; a replica alone keeps what it committed)"};
     char root[33];
     evr_h128_to_hex(applied->root, root);
-    *recovering = restart && o->mode != EVR_SERVER_UNREPLICATED;
-    slog(s, EVR_LOG_INFO, "%s: %s, applied op %llu, state %s%s",
+    if (o->mode == EVR_SERVER_UNREPLICATED) {
+        applied->resume = false; /* alone, it always starts normal */
+        applied->view = 0;
+    }
+    *recovering = restart && o->mode != EVR_SERVER_UNREPLICATED &&
+                  !applied->resume;
+    char resumed[64] = "";
+    if (applied->resume) {
+        snprintf(resumed, sizeof resumed, "; resuming in view %llu",
+                 (unsigned long long)applied->view);
+    }
+    slog(s, EVR_LOG_INFO, "%s: %s, applied op %llu, state %s%s%s",
          evr_host_db_path(s->host), how[start],
          (unsigned long long)applied->op, root,
-         *recovering ? "; recovering from the other replicas" : "");
+         *recovering ? "; recovering from the other replicas" : "", resumed);
     return 0;
 }
 
@@ -530,12 +576,24 @@ int evr_server_run(const struct evr_server_opts *o, struct evr_err *err)
         evr_vr_info(s->vr, &info);
     }
     bool clean = rc == 0 && s->vr != NULL;
+    bool resume = info.quiet && o->mode != EVR_SERVER_UNREPLICATED;
+    struct evr_vr_applied stopped = {
+        .op = info.applied, .root = info.applied_root,
+        .resp_digest = info.applied_resp, .resume = resume,
+        .view = resume ? info.view : 0};
     struct evr_err cerr;
-    if (evr_host_close(s->host, clean ? &info.applied_resp : NULL, &cerr)) {
+    if (evr_host_close(s->host, clean ? &stopped : NULL, &cerr)) {
         slog(s, EVR_LOG_ERROR, "closing the state: %s", cerr.msg);
         clean = false;
     }
-    if (clean) {
+    if (clean && o->mode != EVR_SERVER_UNREPLICATED) {
+        slog(s, EVR_LOG_INFO, "stopped cleanly at applied op %llu, view "
+             "%llu: %s", (unsigned long long)info.applied,
+             (unsigned long long)info.view,
+             resume ? "quiet, the next start resumes"
+                    : "ops were in flight, the next start recovers from "
+                      "the other replicas");
+    } else if (clean) {
         slog(s, EVR_LOG_INFO, "stopped cleanly at applied op %llu",
              (unsigned long long)info.applied);
     }

@@ -25,6 +25,13 @@ start_replica() {
     PIDS="$PIDS $!"
 }
 
+# start_three ARGS...: starts replicas 0, 1 and 2 and waits until each
+# answers STATUS.
+start_three() {
+    for i in 0 1 2; do start_replica $i "$@"; done
+    for i in 0 1 2; do wait_serving "$(addr_of $i)"; done
+}
+
 # stop_replica I: SIGTERM, and waits; fails if it does not exit cleanly.
 stop_replica() {
     pid=$(cat "$T/r$1.pid")
@@ -52,4 +59,39 @@ wait_serving() {
 primary_id() {
     "$EVR" status --cluster "$CLUSTER" 2>/dev/null |
         awk '$2 == "primary" { print $1; exit }'
+}
+
+# writer W [KV_OPTIONS...]: puts its own keys wW-1, wW-2, ... one request at
+# a time until $T/stop exists, and records a key in $T/ackedW only once the
+# put was acknowledged (exit 0).
+writer() {
+    w=$1
+    shift
+    j=0
+    while [ ! -e "$T/stop" ]; do
+        j=$((j + 1))
+        if "$EVR" kv --cluster "$CLUSTER" "$@" put "w$w-$j" "value-$w-$j" \
+            >/dev/null 2>>"$T/writer$w.err"; then
+            echo "w$w-$j value-$w-$j" >>"$T/acked$w"
+        fi
+    done
+}
+
+# check_acked MIN: at least MIN puts were acknowledged, and every one reads
+# back with its value; sets $ACKED to their count.
+check_acked() {
+    ACKED=$(cat "$T"/acked* | wc -l)
+    [ "$ACKED" -gt "$1" ] || fail "only $ACKED puts acknowledged"
+    cat "$T"/acked* | while read -r key value; do
+        got=$("$EVR" kv --cluster "$CLUSTER" get "$key") ||
+            fail "acknowledged key $key is missing"
+        [ "$got" = "$value" ] || fail "key $key: '$got', acknowledged '$value'"
+    done
+}
+
+# same_dumps: the sqlite3 dumps of replicas 0, 1 and 2 are identical.
+same_dumps() {
+    for i in 0 1 2; do sqlite3 "$T/r$i/state.db" .dump >"$T/dump$i"; done
+    cmp -s "$T/dump0" "$T/dump1" || fail "dumps of replicas 0 and 1 differ"
+    cmp -s "$T/dump0" "$T/dump2" || fail "dumps of replicas 0 and 2 differ"
 }

@@ -10,22 +10,8 @@ trap 'kill_all; rm -rf "$T"' EXIT
 APP="--app kv --keys 500 --value-size 64"
 OPTS="--view-timeout-ms 400 --log-level info"
 cluster_addrs 3
-for i in 0 1 2; do start_replica $i $APP $OPTS; done
-for i in 0 1 2; do wait_serving "$(addr_of $i)"; done
+start_three $APP $OPTS
 
-# Writers: each puts its own keys one request at a time and records a key
-# only once the put was acknowledged (exit 0).
-writer() {
-    w=$1
-    j=0
-    while [ ! -e "$T/stop" ]; do
-        j=$((j + 1))
-        if "$EVR" kv --cluster "$CLUSTER" put "w$w-$j" "value-$w-$j" \
-            >/dev/null 2>>"$T/writer$w.err"; then
-            echo "w$w-$j value-$w-$j" >>"$T/acked$w"
-        fi
-    done
-}
 writers=""
 for w in 1 2 3; do
     writer $w &
@@ -53,16 +39,8 @@ for p in $writers; do wait "$p"; done
 expect 0 "$EVR" check --cluster "$CLUSTER" --wait-ms 30000
 grep -q "recovering\|repopulated" "$T/r$old.log" ||
     fail "replica $old did not say it recovered: $(tail "$T/r$old.log")"
-acked=$(cat "$T"/acked* | wc -l)
-[ "$acked" -gt 20 ] || fail "only $acked puts acknowledged"
-cat "$T"/acked* | while read -r key value; do
-    got=$("$EVR" kv --cluster "$CLUSTER" get "$key") ||
-        fail "acknowledged key $key is missing"
-    [ "$got" = "$value" ] || fail "key $key: '$got', acknowledged '$value'"
-done
+check_acked 20
 
 for i in 0 1 2; do stop_replica $i; done
-for i in 0 1 2; do sqlite3 "$T/r$i/state.db" .dump >"$T/dump$i"; done
-cmp -s "$T/dump0" "$T/dump1" || fail "dumps of replicas 0 and 1 differ"
-cmp -s "$T/dump0" "$T/dump2" || fail "dumps of replicas 0 and 2 differ"
-echo "killed primary $old, new primary $new, $acked acknowledged puts read back"
+same_dumps
+echo "killed primary $old, new primary $new, $ACKED acknowledged puts read back"

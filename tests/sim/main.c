@@ -71,11 +71,14 @@ int main(int argc, char **argv)
         sim_run(&o, &t);
     }
     printf("sim: seeds=%llu steps=%llu drops=%llu partitions=%llu "
-           "crashes=%llu divergences=%llu view_changes=%llu rollbacks=%llu "
+           "crashes=%llu stops=%llu cluster_stops=%llu resumes=%llu "
+           "divergences=%llu view_changes=%llu rollbacks=%llu "
            "repairs=%llu state_transfers=%llu violations=%llu\n",
            (unsigned long long)t.seeds, (unsigned long long)t.steps,
            (unsigned long long)t.drops, (unsigned long long)t.partitions,
-           (unsigned long long)t.crashes, (unsigned long long)t.divergences,
+           (unsigned long long)t.crashes, (unsigned long long)t.stops,
+           (unsigned long long)t.cluster_stops, (unsigned long long)t.resumes,
+           (unsigned long long)t.divergences,
            (unsigned long long)t.view_changes,
            (unsigned long long)t.rollbacks, (unsigned long long)t.repairs,
            (unsigned long long)t.state_transfers,

@@ -435,6 +435,7 @@ void model_crash(struct model *m)
 
 struct evr_vr_applied model_applied(const struct model *m)
 {
-    return (struct evr_vr_applied){m->applied, m->applied_root,
-                                   m->applied_resp};
+    return (struct evr_vr_applied){.op = m->applied,
+                                   .root = m->applied_root,
+                                   .resp_digest = m->applied_resp};
 }

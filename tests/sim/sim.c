@@ -102,6 +102,10 @@ struct node {
     bool exec_scheduled;
     uint64_t exec_due;
     uint64_t checked; /* applied ops checked */
+    bool draining;    /* told to stop: stops when drained or at drain_end */
+    uint64_t drain_end;
+    bool resume;      /* stopped quiet: restarts in resume_view */
+    uint64_t resume_view;
     struct evr_vr_stats gone; /* stats of replica instances before crashes */
 };
 
@@ -134,9 +138,10 @@ struct sim {
     /* faults */
     double drop_rate, dup_rate, corrupt_rate;
     uint32_t delay_min, delay_max;
-    bool partitions, crashes;
+    bool partitions, crashes, stops;
+    bool cluster_stopping; /* a whole-cluster stop drains: no new faults */
     bool blocked[N_MAX][N_MAX];
-    uint64_t partition_end, next_partition, next_crash;
+    uint64_t partition_end, next_partition, next_crash, next_stop;
     uint64_t heal_at, end_at;
     bool healed;
 
@@ -260,6 +265,13 @@ static void start_node(struct sim *s, struct node *nd, bool recovering)
     struct evr_vr_config cfg = s->cfg;
     cfg.self = nd->id;
     struct evr_vr_applied a = model_applied(&nd->model);
+    if (nd->resume) {
+        a.resume = true;
+        a.view = nd->resume_view;
+        recovering = false;
+        nd->resume = false;
+        s->t.resumes++;
+    }
     struct evr_err err;
     if (evr_vr_new(&cfg, &io, &host, &a, recovering, s->now, &nd->vr,
                    &err) != 0) {
@@ -269,6 +281,8 @@ static void start_node(struct sim *s, struct node *nd, bool recovering)
     nd->up = true;
     nd->exec_scheduled = false;
 }
+
+static uint32_t down_count(const struct sim *s);
 
 static void add_stats(struct evr_vr_stats *to, const struct evr_vr_stats *x)
 {
@@ -287,10 +301,76 @@ static void crash_node(struct sim *s, struct node *nd)
     nd->vr = NULL;
     nd->up = false;
     model_crash(&nd->model);
-    s->t.crashes++;
+    nd->draining = false;
     if (s->o.verbose >= 2) {
-        fprintf(s->o.log, "%6llu ms  replica %u crashes\n",
-                (unsigned long long)s->now, nd->id);
+        fprintf(s->o.log, "%6llu ms  replica %u %s\n",
+                (unsigned long long)s->now, nd->id,
+                nd->resume ? "stops quiet" : "stops or crashes");
+    }
+}
+
+/* A stop: drained, the replica keeps what it promised (it resumes);
+ * otherwise its end is a crash's. The host keeps its applied state. */
+static void stop_node(struct sim *s, struct node *nd)
+{
+    struct evr_vr_info info;
+    evr_vr_info(nd->vr, &info);
+    nd->resume = info.drained;
+    nd->resume_view = info.view;
+    s->t.stops++;
+    crash_node(s, nd);
+    nd->restart_at = s->now + (s->healed ? 0 : evr_rng_range(&s->rng, 20,
+                                                             700));
+}
+
+static void drain_node(struct sim *s, struct node *nd)
+{
+    if (nd->up && !nd->draining) {
+        evr_vr_drain(nd->vr);
+        nd->draining = true;
+        nd->drain_end = s->now + 500;
+    }
+}
+
+/*
+ * Stops come one replica at a time (at most f down, as for crashes) or to
+ * the whole cluster at once, which can only come back through resumes: so
+ * that one is the operator's stop of a serving cluster — every replica up,
+ * no partition — and no partition or crash starts while it drains (drops,
+ * duplicates and delays go on). A cluster stopped while it cannot commit
+ * (more than f replicas stop unquiet) stays down: that is the limit of
+ * resuming without a durable log (docs/REPLICATION.md).
+ */
+static void stops_tick(struct sim *s)
+{
+    uint32_t draining = 0;
+    for (uint32_t i = 0; i < s->n; i++) {
+        struct node *nd = &s->node[i];
+        struct evr_vr_info info;
+        if (nd->up && nd->draining) {
+            evr_vr_info(nd->vr, &info);
+            if (info.drained || s->now >= nd->drain_end) {
+                stop_node(s, nd);
+            }
+        }
+        draining += nd->up && nd->draining ? 1 : 0;
+    }
+    s->cluster_stopping = s->cluster_stopping && draining > 0;
+    if (!s->stops || s->now < s->next_stop) {
+        return;
+    }
+    s->next_stop = s->now + (uint64_t)evr_rng_range(&s->rng, 300, 1500);
+    if (evr_rng_below(&s->rng, 3) == 0) {
+        if (down_count(s) > 0 || s->now < s->partition_end) {
+            return;
+        }
+        for (uint32_t i = 0; i < s->n; i++) {
+            drain_node(s, &s->node[i]);
+        }
+        s->cluster_stopping = true;
+        s->t.cluster_stops++;
+    } else if (down_count(s) < s->f) {
+        drain_node(s, &s->node[evr_rng_below(&s->rng, s->n)]);
     }
 }
 
@@ -561,7 +641,8 @@ static void client_receive(struct sim *s, struct client *c,
 /* ------------------------------------------------------------ faults */
 
 /* Down: crashed, or restarted and not yet recovered (VR counts a
- * recovering replica as failed until it is back in normal status). */
+ * recovering replica as failed until it is back in normal status), or
+ * about to stop. */
 static uint32_t down_count(const struct sim *s)
 {
     uint32_t d = 0;
@@ -570,7 +651,10 @@ static uint32_t down_count(const struct sim *s)
         if (s->node[i].up) {
             evr_vr_info(s->node[i].vr, &info);
         }
-        d += !s->node[i].up || info.status == EVR_VR_RECOVERING ? 1 : 0;
+        d += !s->node[i].up || info.status == EVR_VR_RECOVERING ||
+                     s->node[i].draining
+                 ? 1
+                 : 0;
     }
     return d;
 }
@@ -597,7 +681,8 @@ static void new_partition(struct sim *s)
 
 static void faults_tick(struct sim *s)
 {
-    if (s->partitions && s->now >= s->next_partition) {
+    if (s->partitions && s->now >= s->next_partition &&
+        !s->cluster_stopping) {
         new_partition(s);
         s->next_partition = s->partition_end +
                             (uint64_t)evr_rng_range(&s->rng, 50, 800);
@@ -611,10 +696,12 @@ static void faults_tick(struct sim *s)
             start_node(s, nd, true);
         }
     }
-    if (s->crashes && s->now >= s->next_crash) {
+    stops_tick(s);
+    if (s->crashes && s->now >= s->next_crash && !s->cluster_stopping) {
         s->next_crash = s->now + (uint64_t)evr_rng_range(&s->rng, 100, 900);
         uint32_t victim = (uint32_t)evr_rng_below(&s->rng, s->n);
         if (s->node[victim].up && down_count(s) < s->f) {
+            s->t.crashes++;
             crash_node(s, &s->node[victim]);
             s->node[victim].restart_at =
                 s->now + (uint64_t)evr_rng_range(&s->rng, 20, 700);
@@ -625,7 +712,7 @@ static void faults_tick(struct sim *s)
 static void heal(struct sim *s)
 {
     s->healed = true;
-    s->partitions = s->crashes = false;
+    s->partitions = s->crashes = s->stops = false;
     s->drop_rate = s->dup_rate = s->corrupt_rate = 0;
     memset(s->blocked, 0, sizeof s->blocked);
     s->partition_end = 0;
@@ -777,6 +864,8 @@ static int setup(struct sim *s, const struct sim_opts *o)
     s->think_max_ms = (uint32_t)evr_rng_below(&s->rng, 6);
     double racy_rate = s->mode == EVR_VR_EVE ? pick(&s->rng, racy, 4) : 0.3;
     uint64_t per_client = (uint64_t)evr_rng_range(&s->rng, 5, 40);
+    s->stops = evr_rng_below(&s->rng, 2) != 0;
+    s->next_stop = (uint64_t)evr_rng_range(&s->rng, 100, 800);
 
     evr_vr_config_default(&s->cfg, s->n, 0);
     s->cfg.mode = s->mode;
@@ -870,11 +959,11 @@ uint64_t sim_run(const struct sim_opts *o, struct sim_totals *t)
     }
     if (o->verbose >= 2) {
         fprintf(o->log, "sim: seed %llu: %u replicas, %s, %u clients, drop "
-                "%.2f dup %.2f delay %u..%u ms, partitions %d crashes %d, "
-                "heal at %llu ms\n", (unsigned long long)o->seed, s->n,
-                evr_vr_mode_name(s->mode), s->nclients, s->drop_rate,
+                "%.2f dup %.2f delay %u..%u ms, partitions %d crashes %d "
+                "stops %d, heal at %llu ms\n", (unsigned long long)o->seed,
+                s->n, evr_vr_mode_name(s->mode), s->nclients, s->drop_rate,
                 s->dup_rate, s->delay_min, s->delay_max, s->partitions,
-                s->crashes, (unsigned long long)s->heal_at);
+                s->crashes, s->stops, (unsigned long long)s->heal_at);
     }
     while (!s->stop) {
         step_ms(s, 3);
@@ -906,6 +995,9 @@ uint64_t sim_run(const struct sim_opts *o, struct sim_totals *t)
     t->drops += s->t.drops;
     t->partitions += s->t.partitions;
     t->crashes += s->t.crashes;
+    t->stops += s->t.stops;
+    t->cluster_stops += s->t.cluster_stops;
+    t->resumes += s->t.resumes;
     t->divergences += s->t.divergences;
     t->view_changes += s->t.view_changes;
     t->rollbacks += s->t.rollbacks;

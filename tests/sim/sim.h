@@ -15,6 +15,9 @@ struct sim_totals {
     uint64_t seeds, steps, drops, partitions, crashes, divergences,
         view_changes, rollbacks, repairs, state_transfers, violations,
         requests, corruptions;
+    uint64_t stops;         /* replicas told to stop (drain, then stop) */
+    uint64_t cluster_stops; /* of those, whole-cluster stop events */
+    uint64_t resumes;       /* restarts that resumed instead of recovering */
 };
 
 struct sim_opts {

@@ -39,7 +39,26 @@ static void count_done(void *data)
     __atomic_fetch_add(&jobs_done, 1, __ATOMIC_SEQ_CST);
 }
 
+static int open_host_rc(struct evr_err *err);
+
 static void open_host(void)
+{
+    struct evr_err err;
+    OK(open_host_rc(&err));
+}
+
+/* Replaces DIR/clean-stop with the formatted text. */
+static void write_record(const char *fmt, const char *root, const char *resp)
+{
+    char path[128];
+    snprintf(path, sizeof path, "%s/clean-stop", F.dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    assert_true(fprintf(f, fmt, root, resp) > 0);
+    assert_int_equal(fclose(f), 0);
+}
+
+static int open_host_rc(struct evr_err *err)
 {
     /* async + memory with one thread: the server's choice for a local
      * cluster on 2 cores, and cow_state's in-memory rollback journal */
@@ -49,9 +68,11 @@ static void open_host(void)
                               .capture = true, .async = ASYNC_MEMORY,
                               .memory = ASYNC_MEMORY,
                               .on_done = count_done};
-    struct evr_err err;
-    OK(evr_host_open(&o, &F.h, &F.start, &F.applied, &err));
-    F.t = evr_host_table(F.h);
+    int rc = evr_host_open(&o, &F.h, &F.start, &F.applied, err);
+    if (rc == 0) {
+        F.t = evr_host_table(F.h);
+    }
+    return rc;
 }
 
 static int setup_as(bool async_memory)
@@ -230,14 +251,46 @@ static void test_clean_stop_and_crash(void **state)
     add(1, 2, EVR_KV_PUT, "k", "uncommitted");
     run(2, false, &r);
     evr_h128 resp = {7, 7};
-    OK(evr_host_close(F.h, &resp, &err));
+    struct evr_vr_applied stop = {.op = 1, .resp_digest = resp};
+    OK(evr_host_close(F.h, &stop, &err));
     open_host();
     assert_int_equal(F.start, EVR_HOST_CLEAN);
     assert_int_equal(F.applied.op, 1);
     assert_true(evr_h128_eq(F.applied.resp_digest, resp));
+    assert_false(F.applied.resume);
     add(2, 1, EVR_KV_GET, "k", NULL);
     run(2, false, &r);
     check_get(&r.resp[0], "v"); /* op 2 was rolled back at the stop */
+
+    /* a quiet stop: the record hands back the view to resume in */
+    stop.resume = true;
+    stop.view = 5;
+    OK(evr_host_close(F.h, &stop, &err));
+    open_host();
+    assert_int_equal(F.start, EVR_HOST_CLEAN);
+    assert_int_equal(F.applied.op, 1);
+    assert_true(F.applied.resume);
+    assert_int_equal(F.applied.view, 5);
+
+    /* a version-1 record (no view) is read as no resume */
+    OK(evr_host_close(F.h, &stop, &err));
+    char root_hex[33], resp_hex[33];
+    evr_h128_to_hex(F.applied.root, root_hex);
+    evr_h128_to_hex(resp, resp_hex);
+    write_record("evr-clean-stop 1\n1 %s %s\n", root_hex, resp_hex);
+    open_host();
+    assert_int_equal(F.start, EVR_HOST_CLEAN);
+    assert_false(F.applied.resume);
+    assert_int_equal(F.applied.view, 0);
+
+    /* a damaged record is refused, not taken for some other stop */
+    OK(evr_host_close(F.h, &stop, &err));
+    write_record("evr-clean-stop 2\n1 %s %s 5 7\n", root_hex, resp_hex);
+    assert_int_equal(open_host_rc(&err), EVR_ECORRUPT);
+    assert_non_null(strstr(err.msg, "not a clean-stop record"));
+    write_record("evr-clean-stop 2\n1 %s %s 5 1\n", root_hex, resp_hex);
+    open_host();
+    assert_true(F.applied.resume);
 
     /* no clean stop: the file is not trusted */
     OK(evr_host_close(F.h, NULL, &err));
@@ -277,8 +330,8 @@ static void test_calls_while_a_job_runs(void **state)
     OK(F.t.commit(F.t.data, 2, &err));
     assert_true(evr_h128_eq(evr_host_applied_root(F.h), r2.root));
     assert_false(evr_host_take(F.h, &r2)); /* delivered once */
-    evr_h128 resp = {2, 2};
-    OK(evr_host_close(F.h, &resp, &err));
+    struct evr_vr_applied stop = {.op = 2, .resp_digest = {2, 2}};
+    OK(evr_host_close(F.h, &stop, &err));
     open_host();
     assert_int_equal(F.start, EVR_HOST_CLEAN);
     assert_int_equal(F.applied.op, 2);

@@ -162,15 +162,20 @@ static struct evr_vr_config *cfg(uint32_t n, uint32_t self)
     return c;
 }
 
-static void boot(bool recovering)
+static void boot_at(const struct evr_vr_applied *a, bool recovering)
 {
     struct evr_vr_io io = {NULL, io_send, io_reply, io_time, io_random, NULL};
     struct evr_vr_host host = {NULL,          h_execute,      h_rollback,
                                h_commit,      h_delta_export, h_delta_apply,
                                h_snap_export, h_snap_import};
-    struct evr_vr_applied a = {0, R(0), ZERO};
     struct evr_err err;
-    OK(evr_vr_new(&W.cfg, &io, &host, &a, recovering, T0, &W.r, &err));
+    OK(evr_vr_new(&W.cfg, &io, &host, a, recovering, T0, &W.r, &err));
+}
+
+static void boot(bool recovering)
+{
+    struct evr_vr_applied a = {.op = 0, .root = R(0), .resp_digest = ZERO};
+    boot_at(&a, recovering);
 }
 
 static void start(uint32_t n, uint32_t self)
@@ -479,6 +484,25 @@ static void test_request_queue_and_depth_limits(void **state)
     evr_vr_tick(W.r, T0 + 1);
     EQ(nsent(EVR_MSG_PREPARE, 1), 3);
     EQ(last(EVR_MSG_PREPARE, 1).u.prepare.op, 3);
+}
+
+/* More clients than clients_max: a client with a request in flight keeps
+ * its entry, so its retries stay out of the queue (simulator seed 4616). */
+static void test_request_table_full_of_clients_in_flight(void **state)
+{
+    cfg(3, 0);
+    W.cfg.clients_max = 2;
+    boot(false);
+    request(7, 1);
+    request(8, 1);
+    EQ(info().op, 2);
+    request(9, 1); /* both entries in flight: dropped, 9 retries later */
+    request(7, 1); /* a retry of a request in flight: not queued again */
+    request(8, 1);
+    evr_vr_tick(W.r, T0 + 10);
+    EQ(info().op, 2);
+    EQ(stats().requests_dropped, 3);
+    EQ(stats().requests, 2);
 }
 
 static void test_request_retry_gets_cached_reply(void **state)
@@ -1155,6 +1179,74 @@ static void test_recovery_served(void **state)
     EQ(rr->log.count, 1);
 }
 
+/* ------------------------------------------------------------ stopping */
+
+static void test_drain_backup_takes_no_new_op(void **state)
+{
+    start(3, 1);
+    prepare(0, 0, 1, 0);
+    done(1, R(1));
+    evr_vr_drain(W.r);
+    assert_false(info().quiet); /* voted for op 1, not applied */
+    prepare(0, 0, 2, 0);        /* a new op: not taken, no vote */
+    assert_true(info().op == 1 && ncalls('x', 2) == 0);
+    EQ(nsent(EVR_MSG_PREPARE_OK, 0), 1);
+    prepare(0, 0, 1, 0); /* an op it holds: still answered */
+    EQ(nsent(EVR_MSG_PREPARE_OK, 0), 2);
+    commit(0, 1, 1, tok(1, R(1), 1), 0x3);
+    struct evr_vr_info i = info();
+    assert_true(i.applied == 1 && i.quiet && i.drained);
+}
+
+static void test_drain_primary_cuts_nothing_and_lingers(void **state)
+{
+    start(3, 0);
+    request(7, 1);
+    evr_vr_drain(W.r);
+    assert_false(info().drained); /* op 1 in flight */
+    done(1, R(1));
+    prepare_ok(1, 0, 1, 0, tok(1, R(1), 1));
+    assert_true(info().applied == 1 && info().quiet);
+    int prepares = nsent(EVR_MSG_PREPARE, ANY);
+    request(8, 1); /* queued, never cut */
+    evr_vr_tick(W.r, T0 + 10);
+    EQ(nsent(EVR_MSG_PREPARE, ANY), prepares);
+    assert_true(info().op == 1 && !info().drained);
+    evr_vr_tick(W.r, T0 + 41); /* two heartbeats of COMMITs: done */
+    assert_true(info().quiet && info().drained);
+}
+
+/* Replica self of 3 resumes at op 5 in view 3 (whose primary is 0). */
+static void resume_in_view3(uint32_t self)
+{
+    cfg(3, self);
+    struct evr_vr_applied a = {.op = 5, .root = R(5), .resp_digest = ZERO,
+                               .resume = true, .view = 3};
+    boot_at(&a, false);
+}
+
+static void test_resume_as_backup(void **state)
+{
+    resume_in_view3(1);
+    struct evr_vr_info i = info();
+    assert_true(i.status == EVR_VR_NORMAL && i.view == 3 && !i.primary);
+    assert_true(i.op == 5 && i.applied == 5 && i.quiet);
+    EQ(W.nsent, 0); /* a backup that was only cut off: it says nothing */
+    prepare(0, 3, 6, 0); /* view 3's primary goes on */
+    EQ(info().op, 6);
+    expect_last_call('x', 6, false);
+}
+
+static void test_resume_as_primary_changes_view(void **state)
+{
+    resume_in_view3(0);
+    struct evr_vr_info i = info();
+    assert_true(i.status == EVR_VR_VIEW_CHANGE && i.view == 4);
+    assert_true(nsent(EVR_MSG_START_VIEW_CHANGE, 1) == 1 &&
+                nsent(EVR_MSG_START_VIEW_CHANGE, 2) == 1);
+    EQ(stats().recoveries, 0);
+}
+
 /* ------------------------------------------------------------ failures */
 
 static void test_bad_frames(void **state)
@@ -1254,6 +1346,7 @@ int main(void)
         T(test_request_batch_by_size),
         T(test_request_batch_by_delay),
         T(test_request_queue_and_depth_limits),
+        T(test_request_table_full_of_clients_in_flight),
         T(test_request_retry_gets_cached_reply),
         T(test_prepare_ok_quorum_commits),
         T(test_prepare_ok_quorum_n5),
@@ -1287,6 +1380,10 @@ int main(void)
         T(test_deposed_primary_joins_later_view),
         T(test_recovery),
         T(test_recovery_served),
+        T(test_drain_backup_takes_no_new_op),
+        T(test_drain_primary_cuts_nothing_and_lingers),
+        T(test_resume_as_backup),
+        T(test_resume_as_primary_changes_view),
         T(test_bad_frames),
         T(test_host_failure_stops_replica),
         T(test_agree_execute_primary),
