@@ -94,7 +94,7 @@ for W in $WORKERS; do
             END { print m }' "$T/pairs")"
     if [ "$REPEAT" -gt 1 ]; then
         awk '{ printf "     run %d: dqlite %.0f, evr %.0f, %.1fx\n", NR, $1,
-            $3, $1 > 0 ? $3 / $1 : 0 }' "$T/pairs"
+            $3, ($1 > 0 ? $3 / $1 : 0) }' "$T/pairs"
     fi
 done
 
