@@ -85,11 +85,13 @@ static bool evict_oldest(struct evr_vr *r, bool idle_only)
 struct vr_client *vr_client_admit(struct evr_vr *r, uint64_t client)
 {
     struct vr_client *c = vr_client_get(r, client, false);
-    if (c == NULL && r->clients_len >= r->cfg.clients_max &&
-        !evict_oldest(r, true)) {
+    if (c != NULL) {
+        return c;
+    }
+    if (r->clients_len >= r->cfg.clients_max && !evict_oldest(r, true)) {
         return NULL;
     }
-    return c != NULL ? c : vr_client_get(r, client, true);
+    return vr_client_get(r, client, true);
 }
 
 struct vr_client *vr_client_get(struct evr_vr *r, uint64_t client,
@@ -108,7 +110,8 @@ struct vr_client *vr_client_get(struct evr_vr *r, uint64_t client,
         return NULL;
     }
     if (r->clients_len >= r->cfg.clients_max) {
-        bool evicted = evict_oldest(r, false);
+        /* an idle client first; one in flight only when all are */
+        bool evicted = evict_oldest(r, true) || evict_oldest(r, false);
         assert(evicted);
         (void)evicted;
         return vr_client_get(r, client, true);

@@ -146,18 +146,6 @@ static void test_parallel_equals_sequential(void **state)
     run_parallel_vs_sequential("0.0", 3);
 }
 
-/* An application whose hints say nothing conflicts and nothing writes:
- * writers collide inside SQLite. Nothing hangs or crashes, every batch ends,
- * the captured digest stays exact, and rollback still restores. */
-static void no_hints(void *app, const uint8_t *req, uint32_t len,
-                     struct evr_cset *cs)
-{
-    (void)app;
-    (void)req;
-    (void)len;
-    evr_cset_clear(cs);
-}
-
 /* Half-wrong hints: puts on keys with an odd first hash bit claim to be
  * reads. Hinted writers run on worker 0 (and its early re-reads run while
  * readers work), unhinted ones write from reader connections at the same
@@ -175,11 +163,15 @@ static void run_wrong_hints(void (*classify)(void *, const uint8_t *,
                                              uint32_t, struct evr_cset *),
                             enum evr_txn_mode mode, bool expect_one_sub);
 
+/* Hints that say nothing conflicts and nothing writes (th_no_hints), and
+ * half-wrong ones: writers collide inside SQLite. Nothing hangs or
+ * crashes, every batch ends, the captured digest stays exact, and rollback
+ * still restores. */
 static void test_wrong_hints(void **state)
 {
     (void)state;
-    run_wrong_hints(no_hints, EVR_TXN_GROUPED, true);
-    run_wrong_hints(no_hints, EVR_TXN_PER_REQUEST, true);
+    run_wrong_hints(th_no_hints, EVR_TXN_GROUPED, true);
+    run_wrong_hints(th_no_hints, EVR_TXN_PER_REQUEST, true);
     run_wrong_hints(half_hints, EVR_TXN_GROUPED, false);
     run_wrong_hints(half_hints, EVR_TXN_PER_REQUEST, false);
 }

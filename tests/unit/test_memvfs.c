@@ -788,15 +788,6 @@ static void test_parallel_in_memory(void **state)
  * every worker connection at once and collide on the memory VFS's locks.
  * Every request still succeeds (busy ones are retried) and the captured
  * digest stays exact. */
-static void no_hints(void *app, const uint8_t *req, uint32_t len,
-                     struct evr_cset *cs)
-{
-    (void)app;
-    (void)req;
-    (void)len;
-    evr_cset_clear(cs);
-}
-
 static void test_parallel_collisions_in_memory(void **state)
 {
     (void)state;
@@ -804,7 +795,7 @@ static void test_parallel_collisions_in_memory(void **state)
     struct evr_app app;
     kv_app(&app);
     struct evr_app_ops lying = *app.ops;
-    lying.classify = no_hints;
+    lying.classify = th_no_hints;
     struct evr_app liar = {&lying, app.impl};
     char *pm = th_path(dir, "mem.db");
     struct evr_err err = {0};

@@ -8,6 +8,7 @@
 #include <sqlite3.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* A fresh directory under $TMPDIR (or /tmp), removed by th_rmdir. */
 char *th_mkdtemp(void);
@@ -45,5 +46,11 @@ void th_must(int rc, const struct evr_err *err);
 
 /* Seed for randomised tests: $SEED if set, else def; printed once. */
 unsigned long long th_seed(unsigned long long def);
+
+struct evr_cset;
+/* A classify that claims nothing conflicts and nothing writes: wrong hints
+ * for any writing request, so writers collide inside SQLite. */
+void th_no_hints(void *app, const uint8_t *req, uint32_t len,
+                 struct evr_cset *cs);
 
 #endif
